@@ -1,0 +1,30 @@
+"""Every notebook executes top to bottom in smoke mode, in a fresh kernel: one test per notebook."""
+import os
+import time
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import NBS
+
+NOTEBOOKS = sorted(p.name for p in NBS.glob("*.ipynb"))
+TIME_LIMIT_S = 120  # DEVELOPERS.md: every notebook runs in smoke mode in under 2 minutes on a 2-core CPU
+
+
+def test_there_are_notebooks():
+    assert "index.ipynb" in NOTEBOOKS and len(NOTEBOOKS) >= 4, NOTEBOOKS
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_in_smoke_mode(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOMAIN_TUTOR_FAST", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    nb = nbformat.read(NBS / name, as_version=4)
+    client = NotebookClient(nb, timeout=TIME_LIMIT_S, kernel_name="python3",
+                            resources={"metadata": {"path": str(NBS)}})
+    start = time.perf_counter()
+    client.execute()
+    elapsed = time.perf_counter() - start
+    print(f"{name}: {elapsed:.1f}s")
+    assert elapsed < TIME_LIMIT_S, f"{name} took {elapsed:.0f}s in smoke mode (limit {TIME_LIMIT_S}s)"

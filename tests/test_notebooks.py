@@ -1,5 +1,5 @@
 """Every notebook executes top to bottom in smoke mode, in a fresh kernel: one test per notebook."""
-import os
+import re
 import time
 
 import nbformat
@@ -28,3 +28,12 @@ def test_notebook_runs_in_smoke_mode(name, tmp_path, monkeypatch):
     elapsed = time.perf_counter() - start
     print(f"{name}: {elapsed:.1f}s")
     assert elapsed < TIME_LIMIT_S, f"{name} took {elapsed:.0f}s in smoke mode (limit {TIME_LIMIT_S}s)"
+    # the source notebook passes its own exercises: every plain `check("id", fn)` cell prints a ✔ summary
+    for cell in nb.cells:
+        m = CHECK_CELL.match(cell.source) if cell.cell_type == "code" else None
+        if m:
+            text = "".join(o.get("text", "") for o in cell.get("outputs", []))
+            assert f"✔ {m.group(1)}" in text, f"{name}: check({m.group(1)!r}) did not pass:\n{text[:1500]}"
+
+
+CHECK_CELL = re.compile(r"^\s*check\(\s*[\"']([\w]+\.[\w]+)[\"']\s*,\s*\w+\s*\)\s*$")

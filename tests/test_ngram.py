@@ -1,0 +1,238 @@
+"""Chapter 02 (domain_tutor.ngram): exact probabilities (sums to 1, nltk.lm agreement, Kneser–Ney by the book),
+perplexity identities, adaptation helpers, bad inputs, and every exercise with its reference and a typical mistake."""
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from nltk.lm import MLE, Laplace, Lidstone
+
+from domain_tutor.data import load_unlabeled
+from domain_tutor.exercises import check, list_exercises
+from domain_tutor.ngram import (BOS, EOS, NGramLM, count_ngrams, fit_lambda, interpolate, mixture_perplexity,
+                                split_sentences)
+
+WORDS = ["a", "b", "c", "d", "e"]
+rng = np.random.default_rng(0)
+CORPUS = [list(rng.choice(WORDS, size=int(rng.integers(0, 8)))) for _ in range(40)]
+TRAIN, HELD = CORPUS[:30], CORPUS[30:] + [["a", "zebra", "b"]]
+
+sentences = st.lists(st.lists(st.sampled_from(WORDS), max_size=7), min_size=1, max_size=12)
+contexts = st.lists(st.sampled_from(WORDS + ["zebra", BOS]), max_size=4).map(tuple)
+
+
+# ---------------------------------------------------------------- exactness
+
+@settings(max_examples=40, deadline=None)
+@given(sentences, contexts, st.sampled_from(["laplace", "add_k", "kneser_ney"]), st.integers(1, 4),
+       st.floats(0.05, 1.0))
+def test_every_distribution_sums_to_one(sents, context, smoothing, order, param):
+    lm = NGramLM(order, smoothing, k=param, discount=param).fit(sents)
+    assert abs(sum(lm.prob(w, context) for w in lm.vocab) - 1) < 1e-9
+    assert abs(sum(lm.distribution(context).values()) - 1) < 1e-9
+
+
+def _nltk_ngrams(sent, order):
+    padded = [BOS] * (order - 1) + sent + [EOS]
+    return [tuple(padded[t - m + 1:t + 1]) for t in range(order - 1, len(padded)) for m in range(1, order + 1)]
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+@pytest.mark.parametrize("smoothing", ["mle", "laplace", "add_k"])
+@pytest.mark.parametrize("min_count", [1, 2])
+def test_agrees_with_nltk(order, smoothing, min_count):
+    ref = {"mle": MLE(order), "laplace": Laplace(order), "add_k": Lidstone(0.1, order)}[smoothing]
+    from nltk.lm.vocabulary import Vocabulary
+    ref.vocab = Vocabulary(unk_cutoff=min_count)
+    ref.fit([_nltk_ngrams(s, order) for s in TRAIN],
+            vocabulary_text=[w for s in TRAIN for w in [BOS] * (order - 1) + s + [EOS]])
+    extra = {"<never-seen>"} if BOS in ref.vocab else set()      # nltk counts <s> as a vocabulary word
+    ours = NGramLM(order, smoothing, k=0.1, vocab=(set(ref.vocab) - {BOS, "<UNK>"}) | extra).fit(TRAIN)
+    assert len(ours.vocab) == len(ref.vocab)
+    data = TRAIN if smoothing == "mle" else HELD
+    grams = [g for s in data for g in _nltk_ngrams(s, order) if len(g) == order]
+    for g in grams:
+        assert ours.prob(g[-1], g[:-1]) == pytest.approx(ref.score(g[-1], g[:-1]), abs=1e-9)
+    assert ours.perplexity(data) == pytest.approx(ref.perplexity(grams), rel=1e-9)
+
+
+def test_min_count_maps_rare_words_to_unk():
+    lm = NGramLM(2, "laplace", min_count=2).fit([["a", "a", "b"], ["a", "c"]])
+    assert lm.vocab == {"a", "<unk>", "</s>"}
+    assert lm.prob("b", ("a",)) == lm.prob("zebra", ("a",)) == lm.prob("<unk>", ("a",))
+    assert lm.counts(2)[("a", "<unk>")] == 2
+
+
+def _kn_by_the_book(sents, order, discount, vocab):
+    raw = {m: Counter(tuple(([BOS] * (order - 1) + s + [EOS])[t - m + 1:t + 1])
+                      for s in sents for t in range(order - 1, len(s) + order)) for m in range(1, order + 1)}
+    used = {m: raw[m] if m == order else Counter(g[1:] for g in raw[m + 1]) for m in range(1, order + 1)}
+
+    def prob(word, context):
+        p = 1 / len(vocab)
+        for m in range(1, order + 1):
+            h = tuple(context[len(context) - (m - 1):]) if m > 1 else ()
+            total = sum(c for g, c in used[m].items() if g[:-1] == h)
+            if total:
+                n1 = sum(1 for g in used[m] if g[:-1] == h)
+                p = (max(used[m].get(h + (word,), 0) - discount, 0) + discount * n1 * p) / total
+        return p
+    return prob
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_kneser_ney_matches_the_formulas(order):
+    lm = NGramLM(order, "kneser_ney", discount=0.7).fit(TRAIN)
+    ref = _kn_by_the_book(TRAIN, order, 0.7, lm.vocab)
+    for context in [(), ("a",), (BOS, "a"), ("a", "b", "c"), ("zebra", "e"), (BOS, BOS, BOS)]:
+        ctx = tuple(([BOS] * (order - 1) + list(context))[len(context):]) if order > 1 else ()
+        for w in lm.vocab:
+            assert lm.prob(w, context) == pytest.approx(ref(w, ctx), abs=1e-12)
+
+
+def test_continuation_counts_favour_diverse_words():
+    sents = [["san", "francisco"]] * 5 + [["my", "glasses"], ["new", "glasses"], ["the", "glasses"]]
+    lm = NGramLM(2, "kneser_ney").fit(sents)
+    # after an unseen context the lower order decides: glasses (3 left contexts) beats francisco (1), though rarer
+    assert lm.prob("glasses", ("zebra",)) > 2 * lm.prob("francisco", ("zebra",))
+    assert lm.counts(1)[("francisco",)] > lm.counts(1)[("glasses",)]
+
+
+def test_perplexity_is_exp_mean_negative_logprob_over_predicted_tokens():
+    for smoothing in ("laplace", "kneser_ney"):
+        lm = NGramLM(3, smoothing).fit(TRAIN)
+        lps = [lm.logprob(w, tuple(s[:i])) for s in HELD for i, w in enumerate(s + [EOS])]
+        assert lm.perplexity(HELD) == pytest.approx(math.exp(-np.mean(lps)), rel=1e-12)
+        assert len(lm.token_probs(HELD)) == sum(len(s) + 1 for s in HELD)
+
+
+def test_mle_zero_and_undefined():
+    lm = NGramLM(2, "mle").fit([["a", "b"], ["a", "c"]])
+    assert lm.prob("b", ("a",)) == 0.5 and lm.prob("a", ("a",)) == 0.0
+    assert lm.perplexity([["a", "a"]]) == math.inf
+    with pytest.raises(ValueError, match="MLE is undefined"):
+        lm.prob("a", ("zebra",))
+    with pytest.raises(ValueError, match="MLE is undefined"):
+        lm.perplexity([["zebra", "a"]])
+
+
+def test_contexts_are_cut_and_padded():
+    lm = NGramLM(3).fit(TRAIN)
+    assert lm.prob("a", ("e", "e", "b", "c")) == lm.prob("a", ("b", "c"))
+    assert lm.prob("a", ("b",)) == lm.prob("a", (BOS, "b"))
+    assert lm.prob("a") == lm.prob("a", (BOS, BOS))
+    lm4 = NGramLM(4).fit(TRAIN)
+    assert lm4.prob("a", ("b", "c")) == lm4.prob("a", (BOS, "b", "c")) != lm4.prob("a", (BOS, BOS, "c"))
+
+
+def test_fit_accepts_strings_and_counts_match_the_exercise():
+    lm = NGramLM(3).fit([" ".join(s) for s in TRAIN])
+    assert dict(lm.counts(3)) == count_ngrams(TRAIN, 3)
+    assert dict(lm.counts(1)) == count_ngrams(TRAIN, 1)
+    assert EOS in lm.vocab and "<unk>" in lm.vocab and BOS not in lm.vocab
+
+
+def test_update_equals_fitting_on_everything():
+    for smoothing in ("add_k", "kneser_ney"):
+        a = NGramLM(3, smoothing, min_count=2).fit(TRAIN[:12]).update(TRAIN[12:])
+        b = NGramLM(3, smoothing, min_count=2).fit(TRAIN)
+        assert a.vocab == b.vocab and a.counts(3) == b.counts(3)
+        assert a.perplexity(HELD) == pytest.approx(b.perplexity(HELD), rel=1e-12)
+
+
+def test_generate_is_reproducible_and_uses_the_vocabulary():
+    lm = NGramLM(3).fit(TRAIN)
+    words = lm.generate(50, seed=0)
+    assert len(words) == 50 and set(words) <= lm.vocab
+    assert words == lm.generate(50, seed=0)
+    mle = NGramLM(2, "mle").fit([["a", "b"]])
+    assert mle.generate(3, seed=1) == ["a", "b", EOS]
+
+
+# ---------------------------------------------------------------- interpolation
+
+def test_interpolation_sums_to_one_and_fit_lambda_is_optimal():
+    vocab = set(WORDS)
+    a = NGramLM(3, vocab=vocab).fit(TRAIN[:5])
+    b = NGramLM(2, "add_k", k=0.5, vocab=vocab).fit(TRAIN[5:])
+    mix = interpolate(a, b, 0.3)
+    for context in [(), ("a", "b"), ("zebra",)]:
+        assert abs(sum(mix.prob(w, context) for w in mix.vocab) - 1) < 1e-9
+        assert mix.prob("a", context) == pytest.approx(0.3 * a.prob("a", context) + 0.7 * b.prob("a", context))
+    lam = fit_lambda(a, b, HELD)
+    grid = np.linspace(0, 1, 1001)
+    best = min(interpolate(a, b, float(g)).perplexity(HELD) for g in grid)
+    assert interpolate(a, b, lam).perplexity(HELD) <= best + 1e-9
+    assert fit_lambda(a, a, HELD) in (0.0, 1.0)
+    pa, pb = a.token_probs(HELD), b.token_probs(HELD)
+    assert mixture_perplexity(list(pa), list(pb), lam) == pytest.approx(interpolate(a, b, lam).perplexity(HELD))
+
+
+def test_domain_shift_raises_perplexity_and_interpolation_recovers():
+    books = split_sentences(load_unlabeled("books", 300, seed=0))
+    kitchen = split_sentences(load_unlabeled("kitchen", 30, seed=0))
+    held, test = (split_sentences(load_unlabeled("kitchen", n, seed=s)) for n, s in ((60, 1), (100, 2)))
+    vocab = {w for s in books + kitchen for w in s}
+    src, tgt = NGramLM(3, vocab=vocab).fit(books), NGramLM(3, vocab=vocab).fit(kitchen)
+    assert src.perplexity(test) > 2 * src.perplexity(split_sentences(load_unlabeled("books", 100, seed=2)))
+    lam = fit_lambda(tgt, src, held)
+    assert 0 < lam < 1
+    assert interpolate(tgt, src, lam).perplexity(test) < min(src.perplexity(test), tgt.perplexity(test))
+
+
+# ---------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: NGramLM(order=0), "order"),
+    (lambda: NGramLM(order=True), "order"),
+    (lambda: NGramLM(smoothing="good_turing"), "smoothing"),
+    (lambda: NGramLM(smoothing="add_k", k=-1), "k must be"),
+    (lambda: NGramLM(discount=0), "discount"),
+    (lambda: NGramLM(min_count=0), "min_count"),
+    (lambda: NGramLM().fit([]), "sentences is empty"),
+    (lambda: NGramLM().fit("a b c"), "sentences must be an iterable"),
+    (lambda: NGramLM().fit([["a", 1]]), r"sentences\[0\] must hold str tokens"),
+    (lambda: NGramLM().fit([["a"], 5]), r"sentences\[1\] must be"),
+    (lambda: NGramLM().fit([["a", "</s>"]]), "'</s>'"),
+    (lambda: NGramLM().perplexity([["a"]]), "not fitted"),
+    (lambda: NGramLM().fit([["a"]]).perplexity([]), "sentences is empty"),
+    (lambda: NGramLM().fit([["a"]]).prob("a", "a b"), "context"),
+    (lambda: NGramLM().fit([["a"]]).prob(BOS), "never predicted"),
+    (lambda: NGramLM().fit([["a"]]).counts(4), "n must be"),
+    (lambda: interpolate(NGramLM().fit([["a"]]), NGramLM().fit([["a"]]), 1.2), "lam"),
+    (lambda: interpolate(NGramLM().fit([["a"]]), NGramLM().fit([["b"]]), 0.5), "share one vocabulary"),
+    (lambda: fit_lambda(NGramLM().fit([["a"]]), "not a model", [["a"]]), "lm_b"),
+])
+def test_bad_input_raises_value_error_naming_the_argument(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+# ---------------------------------------------------------------- exercises
+
+def test_there_are_at_least_five_exercises_and_the_references_pass():
+    exercises = list_exercises("ngram")
+    assert len(exercises) >= 5
+    for ex in exercises:
+        assert check(ex.id, ex.reference, record=False, verbose=False).passed, ex.id
+
+
+@pytest.mark.parametrize("exercise_id, wrong, message", [
+    ("ngram.markov_context", lambda h, n: tuple(h), "ONE previous word"),
+    ("ngram.count_ngrams", lambda s, n: {tuple(x[i:i + n]): 1 for x in s for i in range(len(x) - n + 1)}, ""),
+    ("ngram.mle_prob", lambda c, w, h: c.get(tuple(h) + (w,), 0) / sum(c.values()), "joint"),
+    ("ngram.add_k_prob", lambda c, v, w, h, k=1.0: (c.get(tuple(h) + (w,), 0) + 1) / (
+        sum(x for g, x in c.items() if g[:-1] == tuple(h)) + v), "whatever k is"),
+    ("ngram.continuation_counts", lambda c: {g[1]: c[g] for g in c}, ""),
+    ("ngram.perplexity_from_logprobs", lambda t, lp: math.exp(-np.mean(lp)), "'<s>'"),
+    ("ngram.sample_bigram", lambda c, us: ["the"] * len(us), ""),
+    ("ngram.mixture_perplexity",
+     lambda a, b, lam: math.exp(-np.mean([lam * math.log(x) + (1 - lam) * math.log(y) for x, y in zip(a, b)])),
+     "geometric"),
+])
+def test_typical_mistakes_fail_with_a_hint(exercise_id, wrong, message):
+    result = check(exercise_id, wrong, record=False, verbose=False)
+    assert not result.passed
+    assert message in result.feedback

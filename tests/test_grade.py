@@ -3,6 +3,7 @@ import filecmp
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -139,6 +140,16 @@ def test_deleted_function_scores_zero_and_a_crash_is_contained(solved, tmp_path)
     assert not by_id[crash.id].passed and "ended the grading process" in by_id[crash.id].feedback
     others = [ex for ex in exercises if ex.id not in (gone.id, crash.id)]
     assert all(by_id[ex.id].passed for ex in others), report.text()
+
+
+@needs_chapter
+def test_a_cell_that_swallows_interrupts_cannot_hang_the_grader(solved, tmp_path):
+    key, cells, exercises = solved
+    stubborn = "import time\nwhile True:\n    try:\n        time.sleep(0.05)\n    except KeyboardInterrupt:\n        pass"
+    start = time.perf_counter()
+    report = grade_notebook(_notebook(cells + [stubborn], key, tmp_path, "stubborn.ipynb"), timeout=3)
+    assert time.perf_counter() - start < 90
+    assert report.score == 0 and any("ran past" in e for e in report.execution_errors), report.text()
 
 
 def test_cli_notebooks_and_grade_errors(tmp_path):

@@ -149,9 +149,10 @@ def test_load_bank_sees_edits(tmp_path):
     assert load_bank(path)[0].prompt["en"] == "edited"
 
 
-def test_load_bank_errors():
+def test_load_bank_errors(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="chapter must be"):
         load_bank("09_nothing")
+    monkeypatch.setattr(quiz_mod, "bank_dir", lambda: tmp_path)   # an empty bank folder: no chapter has a quiz
     with pytest.raises(FileNotFoundError, match="no quiz yet"):
         load_bank("08_interview")
 

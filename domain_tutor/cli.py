@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("notebook", help="the learner's .ipynb file")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--timeout", type=float, default=60, help="time limit per notebook cell, in seconds (default 60)")
+    p = sub.add_parser("interview", help="a mock interview in the terminal (text mode): answer, see the key points, "
+                       "grade yourself")
+    p.add_argument("--lang", choices=["en", "zh"], default="en", help="language of the questions (default en)")
+    p.add_argument("--n", type=int, default=5, help="number of questions (default 5)")
+    p.add_argument("--topic", action="append", default=None, help="only this topic (repeat for several)")
+    p.add_argument("--seed", type=int, default=None, help="seed for drawing the questions")
     return parser
 
 
@@ -122,13 +128,20 @@ def _grade(notebook: str, as_json: bool, timeout: float) -> int:
     return 0
 
 
+def _interview(lang: str, n: int, topics: list[str] | None, seed: int | None) -> int:
+    from domain_tutor.interview import mock_interview
+    mock_interview(n=n, topics=topics, lang=lang, seed=seed, widget=False)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `domain-tutor` console script."
     parser = build_parser()
     args = parser.parse_args(argv)
     commands = {"start": lambda: start(args.dir, args.port, args.no_browser),
                 "notebooks": lambda: _notebooks(args.out, args.src),
-                "grade": lambda: _grade(args.notebook, args.json, args.timeout)}
+                "grade": lambda: _grade(args.notebook, args.json, args.timeout),
+                "interview": lambda: _interview(args.lang, args.n, args.topic, args.seed)}
     if args.command in commands:
         try:
             return commands[args.command]()

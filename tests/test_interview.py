@@ -52,7 +52,6 @@ def test_counts_per_topic():
     assert set(MINE) <= present
 
 
-@pytest.mark.xfail(reason="this half of the bank is not complete yet (see the report): fewer than 75 items", strict=False)
 def test_bank_size_targets():
     assert len(MY_ITEMS) >= 75
     if {p.stem for p in I.bank_paths()} >= set(I.TOPICS):

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 import numpy as np
+import torch
 
 from .concepts import tokenize
 from .exercises import Exercise, case, compare_values, register
@@ -19,7 +20,8 @@ from .exercises import diagnoser as _diagnoser
 # %% auto #0
 __all__ = ['BOS', 'EOS', 'UNK', 'SMOOTHINGS', 'markov_context', 'count_ngrams', 'mle_prob', 'add_k_prob', 'continuation_counts',
            'NGramLM', 'split_sentences', 'perplexity_from_logprobs', 'sample_bigram', 'InterpolatedLM', 'interpolate',
-           'fit_lambda', 'mixture_perplexity']
+           'fit_lambda', 'mixture_perplexity', 'NeuralLM', 'train_neural_lm', 'next_token_distribution',
+           'sequence_log_prob']
 
 # %% ../nbs/02_ngram.ipynb #c6bdfc68
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
@@ -723,7 +725,8 @@ def _check_lam(lam) -> float:
 def _check_pair(lm_a, lm_b) -> None:
     for name, lm in (("lm_a", lm_a), ("lm_b", lm_b)):
         if not hasattr(lm, "token_probs") or not hasattr(lm, "vocab"):
-            raise ValueError(f"{name} must be a fitted NGramLM (or an interpolation of two); got {type(lm).__name__}")
+            raise ValueError(f"{name} must be a fitted language model (NGramLM, NeuralLM or an interpolation); "
+                             f"got {type(lm).__name__}")
     if lm_a.vocab != lm_b.vocab:
         raise ValueError("lm_a and lm_b must share one vocabulary (else their <unk> mean different things and the "
                          "mixture does not sum to 1): fit both with the same vocab=...")
@@ -797,5 +800,330 @@ register(Exercise(
          "λ weighs the first model: λ·p_a + (1 − λ)·p_b."),
         (lambda a, b, lam: 2 ** (-np.mean(np.log([lam * x + (1 - lam) * y for x, y in zip(a, b)]))),
          "you mixed log bases: natural logs go with exp, log2 with 2 **."),
+    ]),
+));
+
+# %% ../nbs/02_ngram.ipynb #66c31b84
+def _vocab_words(vocab) -> set[str]:
+    "`vocab` as a set of str words without `<s>`, or a ValueError that names the argument."
+    if isinstance(vocab, (str, bytes)) or not isinstance(vocab, Iterable):
+        raise ValueError(f"vocab must be an iterable of str words; got {type(vocab).__name__}")
+    words = set(vocab)
+    if not all(isinstance(w, str) for w in words):
+        raise ValueError("vocab must contain only str words")
+    if BOS in words:
+        raise ValueError(f"vocab must not contain {BOS!r}: it is never predicted")
+    return words
+
+
+class NeuralLM(torch.nn.Module):
+    "Feed-forward neural LM (Bengio et al., 2003): embeddings of the order−1 previous tokens → tanh layer → softmax."
+
+    def __init__(self, vocab: Iterable[str], order: int = 4, embed_dim: int = 32, hidden_dim: int = 128):
+        super().__init__()
+        self.order = _check_int(order, "order", 2)
+        embed_dim, hidden_dim = _check_int(embed_dim, "embed_dim", 1), _check_int(hidden_dim, "hidden_dim", 1)
+        self._vocab = np.array(sorted(_vocab_words(vocab) | {EOS, UNK}))     # the same ids as NGramLM's
+        self._index = {w: i for i, w in enumerate(self._vocab.tolist())}
+        V = self.vocab_size = len(self._vocab)
+        self._eos, self._unk, self._bos = self._index[EOS], self._index[UNK], V
+        self.embedding = torch.nn.Embedding(V + 1, embed_dim)       # row V is <s>: an input, never predicted
+        self.hidden = torch.nn.Linear((self.order - 1) * embed_dim, hidden_dim)
+        self.output = torch.nn.Linear(hidden_dim, V)
+
+    def extra_repr(self) -> str:
+        return f"order={self.order}, |V|={self.vocab_size}"
+
+    @property
+    def vocab(self) -> set[str]:
+        "The vocabulary: the words the model predicts, with `</s>` and `<unk>` (not `<s>`)."
+        return set(self._vocab.tolist())
+
+    def forward(self, contexts: torch.Tensor) -> torch.Tensor:
+        "Logits over the vocabulary, shape (N, |V|), for context ids of shape (N, order−1); softmax gives P."
+        if contexts.ndim != 2 or contexts.shape[1] != self.order - 1:
+            raise ValueError(f"contexts must have shape (N, {self.order - 1}); got {tuple(contexts.shape)}")
+        return self.output(torch.tanh(self.hidden(self.embedding(contexts).flatten(1))))
+
+    def encode(self, sentences) -> tuple[torch.Tensor, torch.Tensor]:
+        "Context ids (N, order−1) and target ids (N,) of every predicted token: each word and `</s>`, never `<s>`."
+        sents = _as_sentences(sentences)
+        if not sents:
+            raise ValueError("sentences is empty: there is nothing to encode")
+        types, type_ids, lengths = _encode_types(sents)
+        pos = np.minimum(np.searchsorted(self._vocab, types), self.vocab_size - 1)
+        ids = np.where(self._vocab[pos] == types, pos, self._unk).astype(np.int64)[type_ids]     # OOV → <unk>
+        token_pos, eos_pos, total = _pad_positions(lengths, self.order)
+        padded = np.full(total, self._bos, dtype=np.int64)
+        padded[token_pos], padded[eos_pos] = ids, self._eos
+        predicted = np.sort(np.concatenate([token_pos, eos_pos]))
+        contexts = np.stack([padded[predicted - (self.order - 1) + j] for j in range(self.order - 1)], axis=1)
+        return torch.from_numpy(contexts), torch.from_numpy(padded[predicted])
+
+    @torch.no_grad()
+    def _logprobs(self, contexts: torch.Tensor, targets: torch.Tensor | None = None, batch: int = 8192) -> np.ndarray:
+        "log P(target | context) for each row (or the whole log-distribution when `targets` is None), in eval mode."
+        device, was_training = next(self.parameters()).device, self.training
+        self.eval()
+        out = []
+        for i in range(0, len(contexts), batch):
+            logp = torch.log_softmax(self(contexts[i:i + batch].to(device)).double(), dim=-1)
+            if targets is not None:
+                logp = logp.gather(1, targets[i:i + batch, None].to(device))[:, 0]
+            out.append(logp.cpu())
+        self.train(was_training)
+        return torch.cat(out).numpy()
+
+    def token_logprobs(self, sentences) -> np.ndarray:
+        "Natural-log P of every predicted token of `sentences` (each word and each `</s>`, never `<s>`), in order."
+        return self._logprobs(*self.encode(sentences))
+
+    def token_probs(self, sentences) -> np.ndarray:
+        "P of every predicted token of `sentences`, in the order of `NGramLM.token_probs` (so the two can be mixed)."
+        return np.exp(self.token_logprobs(sentences))
+
+    def perplexity(self, sentences) -> float:
+        "exp of the mean negative natural-log probability of the predicted tokens (words and `</s>`, not `<s>`)."
+        return float(np.exp(-np.mean(self.token_logprobs(sentences))))
+
+    def _context_ids(self, context) -> torch.Tensor:
+        "Ids of the last order−1 words of `context`, left-padded with `<s>` when it is shorter."
+        if isinstance(context, str) or not isinstance(context, (tuple, list)):
+            raise ValueError(f"context must be a tuple of previous words; got {type(context).__name__}")
+        if not all(isinstance(w, str) for w in context):
+            raise ValueError("context must contain only str words")
+        words = list(context)[max(0, len(context) - (self.order - 1)):]
+        ids = [self._bos if w == BOS else self._index.get(w, self._unk) for w in words]
+        return torch.tensor([[self._bos] * (self.order - 1 - len(ids)) + ids])
+
+    def distribution(self, context: tuple = ()) -> dict[str, float]:
+        "P(w | context) for every word w of the vocabulary."
+        return dict(zip(self._vocab.tolist(), np.exp(self._logprobs(self._context_ids(context))[0]).tolist()))
+
+    def prob(self, word: str, context: tuple = ()) -> float:
+        "P(word | context); words outside the vocabulary are `<unk>`, longer contexts are cut to order−1 words."
+        return math.exp(self.logprob(word, context))
+
+    def logprob(self, word: str, context: tuple = ()) -> float:
+        "Natural log of `prob(word, context)`."
+        if not isinstance(word, str):
+            raise ValueError(f"word must be a str; got {type(word).__name__}")
+        if word == BOS:
+            raise ValueError(f"word must not be {BOS!r}: the start symbol is never predicted")
+        target = torch.tensor([self._index.get(word, self._unk)])
+        return float(self._logprobs(self._context_ids(context), target)[0])
+
+# %% ../nbs/02_ngram.ipynb #bbce4175
+def _check_positive(value, name: str, zero_ok: bool = False) -> float:
+    "`value` as a float > 0 (≥ 0 when `zero_ok`), or a ValueError that names the argument."
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
+            (value >= 0 if zero_ok else value > 0) and value < math.inf):
+        raise ValueError(f"{name} must be a {'non-negative' if zero_ok else 'positive'} number; got {value!r}")
+    return float(value)
+
+
+def _train_epoch(model: NeuralLM, optimizer, contexts: torch.Tensor, targets: torch.Tensor, batch_size: int,
+                 shuffle: torch.Generator) -> float:
+    "One pass over the (context, target) pairs in a shuffled order; the mean training loss in nats."
+    perm = torch.randperm(len(targets), generator=shuffle).to(targets.device)
+    total = torch.zeros((), device=targets.device)
+    for start in range(0, len(targets), batch_size):
+        idx = perm[start:start + batch_size]
+        loss = torch.nn.functional.cross_entropy(model(contexts[idx]), targets[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach() * len(idx)
+    return float(total) / len(targets)
+
+
+def train_neural_lm(sentences, vocab: Iterable[str] | None = None, order: int = 4, *, embed_dim: int = 32,
+                    hidden_dim: int = 128, epochs: int = 8, batch_size: int = 256, lr: float = 3e-3,
+                    weight_decay: float = 0.01, heldout=None, model: NeuralLM | None = None, seed: int = 0,
+                    device=None, progress: bool = True) -> tuple[NeuralLM, dict[str, list[float]]]:
+    "Fit a `NeuralLM` (or go on training `model`) with AdamW; the model and its per-epoch losses in nats."
+    from tqdm.auto import tqdm
+    from domain_tutor.models import get_device
+    sents = _as_sentences(sentences)
+    if not sents:
+        raise ValueError("sentences is empty: a language model needs at least one training sentence")
+    epochs, batch_size = _check_int(epochs, "epochs", 1), _check_int(batch_size, "batch_size", 1)
+    lr, weight_decay = _check_positive(lr, "lr"), _check_positive(weight_decay, "weight_decay", zero_ok=True)
+    seed = _check_int(seed, "seed", 0)
+    if model is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = NeuralLM({w for s in sents for w in s} if vocab is None else vocab, order, embed_dim, hidden_dim)
+    elif not isinstance(model, NeuralLM):
+        raise ValueError(f"model must be a NeuralLM or None; got {type(model).__name__}")
+    device = torch.device(device) if device is not None else get_device()
+    contexts, targets = (t.to(device) for t in model.encode(sents))
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    shuffle = torch.Generator().manual_seed(seed)
+    history: dict[str, list[float]] = {"epoch": [], "train_loss": []}
+    if heldout is not None:
+        history["heldout_loss"] = []
+    threads = torch.get_num_threads()
+    if device.type == "cpu":             # matrices this small: one thread beats several (synchronising costs more)
+        torch.set_num_threads(1)
+    try:
+        for epoch in (bar := tqdm(range(1, epochs + 1), desc="neural LM", unit="epoch", disable=not progress)):
+            history["epoch"].append(epoch)
+            history["train_loss"].append(_train_epoch(model, optimizer, contexts, targets, batch_size, shuffle))
+            if heldout is not None:
+                history["heldout_loss"].append(-float(np.mean(model.token_logprobs(heldout))))
+            bar.set_postfix({k: f"{v[-1]:.3f}" for k, v in history.items() if k != "epoch"})
+    finally:
+        torch.set_num_threads(threads)
+    return model.eval(), history
+
+# %% ../nbs/02_ngram.ipynb #833c4a40
+def _float_array(x, name: str, ndims: tuple[int, ...]) -> np.ndarray:
+    "`x` as a finite float array with one of the dimensions `ndims`, or an error that names the argument."
+    try:
+        arr = np.asarray(x, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of numbers; got {type(x).__name__}") from None
+    if arr.ndim not in ndims or arr.size == 0:
+        shapes = " or ".join(f"{d}-D" for d in ndims)
+        raise ValueError(f"{name} must be a non-empty {shapes} array; got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must hold finite numbers (no nan or inf)")
+    return arr
+
+
+def next_token_distribution(logits, temperature: float = 1.0) -> np.ndarray:
+    "softmax(logits / temperature) over the last axis: next-token distribution(s), with no overflow for large logits."
+    logits = _float_array(logits, "logits", (1, 2))
+    temperature = _check_positive(temperature, "temperature")
+    ### BEGIN SOLUTION
+    z = logits / temperature
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+    ### END SOLUTION
+
+# %% ../nbs/02_ngram.ipynb #4dd1fc27
+def _softmax_variant(logits, temperature=1.0, scale="divide", shift=True, axis=-1, exp=True, log=False):
+    "softmax with one thing done wrong (to recognise typical mistakes)."
+    z = np.asarray(logits, dtype=float)
+    z = {"divide": z / temperature, "multiply": z * temperature, "ignore": z}[scale]
+    if shift:
+        z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z) if exp else z
+    p = e / e.sum(axis=axis, keepdims=axis is not None)
+    return np.log(p) if log else p
+
+
+def _random_logits_case(rng: np.random.Generator):
+    shape = (int(rng.integers(1, 9)),) if rng.random() < 0.5 else (int(rng.integers(2, 5)), int(rng.integers(2, 7)))
+    scale = float(rng.choice([1.0, 5.0, 300.0]))
+    return case(np.round(rng.normal(0, scale, shape), 3), float(rng.choice([0.25, 0.5, 1.0, 2.0, 5.0])))
+
+
+register(Exercise(
+    "ngram.next_token_distribution", "Next-token distribution with a temperature", "next_token_distribution",
+    next_token_distribution,
+    cases=[case(np.array([1.0, 2.0, 3.0])), case(np.array([1.0, 2.0, 3.0]), 0.5), case(np.array([2.0, 1.0, 0.0]), 4.0),
+           case(np.array([[0.0, 0.0, 0.0], [1.0, 3.0, -2.0]]), 2.0), case(np.array([7.5])),
+           case(np.array([1000.0, 1001.0, 1002.0])), case(np.array([-1000.0, -1002.0]), 0.5),
+           case(np.array([[3.0, 1.0], [-1.0, 2.0], [0.5, 0.5]]))],
+    random_case=_random_logits_case,
+    hints=["Divide the logits by the temperature first; then take a softmax: exponentiate and normalise.",
+           "Normalise each row (the last axis): every row is the distribution of one next token and sums to 1.",
+           "Subtract each row's maximum before np.exp: softmax is unchanged, and exp(1000) no longer overflows."],
+    diagnose=_diagnoser([
+        (lambda z, t=1.0: _softmax_variant(z, t, scale="multiply"),
+         "you multiplied by the temperature; divide by it: T > 1 flattens the distribution, T < 1 sharpens it."),
+        (lambda z, t=1.0: _softmax_variant(z, t, scale="ignore"),
+         "the temperature is missing: compute softmax(logits / temperature)."),
+        (lambda z, t=1.0: _softmax_variant(z, t, shift=False),
+         "np.exp overflowed (or underflowed) on large logits: subtract the row maximum before exponentiating."),
+        (lambda z, t=1.0: _softmax_variant(z, t, axis=None),
+         "you normalised over the whole array; each row is a separate distribution: normalise along the last axis."),
+        (lambda z, t=1.0: _softmax_variant(z, t, axis=0),
+         "you normalised down the columns; each row is a distribution over the vocabulary: use axis=-1."),
+        (lambda z, t=1.0: _softmax_variant(z, t, exp=False, shift=False),
+         "you divided the logits by their sum; logits are unnormalised LOG-probabilities: exponentiate them first."),
+        (lambda z, t=1.0: _softmax_variant(z, t, log=True),
+         "you returned log-probabilities (log_softmax); return the probabilities themselves."),
+    ]),
+));
+
+# %% ../nbs/02_ngram.ipynb #be860bbe
+def _token_ids(targets, n_rows: int, vocab_size: int) -> np.ndarray:
+    "`targets` as a 1-D int array of length `n_rows` with ids in [0, vocab_size), or an error that names the argument."
+    arr = np.asarray(targets)
+    if arr.ndim != 1 or len(arr) != n_rows:
+        raise ValueError(f"targets must be a 1-D sequence of {n_rows} token ids (one per row of logits); "
+                         f"got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"targets must hold int token ids; got dtype {arr.dtype}")
+    if len(arr) and (arr.min() < 0 or arr.max() >= vocab_size):
+        raise ValueError(f"targets must be token ids in [0, {vocab_size}); got {arr.min()} … {arr.max()}")
+    return arr.astype(np.int64)
+
+
+def sequence_log_prob(logits, targets) -> float:
+    "Σ_t log softmax(logits[t])[targets[t]]: a sequence's natural-log probability; row t of `logits` scores targets[t]."
+    logits = _float_array(logits, "logits", (2,))
+    targets = _token_ids(targets, logits.shape[0], logits.shape[1])
+    ### BEGIN SOLUTION
+    z = logits - logits.max(axis=1, keepdims=True)
+    log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(log_probs[np.arange(len(targets)), targets].sum())
+    ### END SOLUTION
+
+# %% ../nbs/02_ngram.ipynb #4be37168
+def _log_softmax_rows(z) -> np.ndarray:
+    z = np.asarray(z, dtype=float)
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def _picked(z, y) -> np.ndarray:
+    "log P(targets[t]) of every row (the terms of the reference's sum)."
+    return _log_softmax_rows(z)[np.arange(len(y)), np.asarray(y)]
+
+
+def _random_sequence_case(rng: np.random.Generator):
+    T, V = int(rng.integers(1, 9)), int(rng.integers(2, 12))
+    scale = float(rng.choice([1.0, 4.0, 500.0]))
+    return case(np.round(rng.normal(0, scale, (T, V)), 3), rng.integers(0, V, T))
+
+
+register(Exercise(
+    "ngram.sequence_log_prob", "Log-probability of a sequence from logits", "sequence_log_prob", sequence_log_prob,
+    cases=[case(np.array([[0.0, 0.0]]), np.array([1])),
+           case(np.array([[2.0, 1.0, 0.0], [0.0, 0.0, 3.0]]), np.array([0, 1])),
+           case(np.array([[1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0], [0.0, 0.0, 0.0, 0.0]]), np.array([3, 3, 2])),
+           case(np.array([[1000.0, 0.0], [0.0, 1000.0], [500.0, 501.0]]), np.array([0, 0, 1])),
+           case(np.array([[-3.0, 5.0, 0.5]] * 4), np.array([1, 1, 2, 0]))],
+    random_case=_random_sequence_case,
+    hints=["Turn each row of logits into log-probabilities with a log-softmax: logits minus log Σ exp(logits).",
+           "In row t, pick the log-probability of the token that actually came next, targets[t]; add them up (no mean).",
+           "Subtract each row's maximum before np.exp (log-sum-exp), then log_probs[np.arange(T), targets].sum()."],
+    diagnose=_diagnoser([
+        (lambda z, y: float(np.asarray(z, dtype=float)[np.arange(len(y)), y].sum()),
+         "you added up raw logits; a logit is a log-probability only up to a constant: subtract log Σ_v exp(logit_v) "
+         "in every row (log-softmax)."),
+        (lambda z, y: float(np.mean(_picked(z, y))),
+         "you averaged: that is minus the cross-entropy (a model's loss); the sequence's log-probability is the sum."),
+        (lambda z, y: -float(np.sum(_picked(z, y))),
+         "the sign is flipped: a log-probability is ≤ 0; you returned the negative log-likelihood."),
+        (lambda z, y: float(np.exp(np.sum(_picked(z, y)))),
+         "you returned the probability itself; return its natural log (a product of many small probabilities "
+         "underflows to 0, a sum of logs does not)."),
+        (lambda z, y: float(np.sum(_picked(z, y)) / math.log(2)),
+         "that is the log in base 2 (bits); use natural logs (nats), like the models' losses."),
+        (lambda z, y: float(np.sum(_picked(np.asarray(z)[:-1], np.asarray(y)[1:]))),
+         "you shifted the targets by one; row t of logits already scores targets[t] (the shift is done when the inputs "
+         "are built from a model's output, as the next cells show)."),
+        (lambda z, y: float(np.sum(_log_softmax_rows(z).max(axis=1))),
+         "you scored the most likely token of every row; score the token that actually came next, targets[t]."),
+        (lambda z, y: float(np.sum(np.log(np.exp(np.asarray(z, dtype=float))[np.arange(len(y)), y]
+                                          / np.exp(np.asarray(z, dtype=float)).sum(axis=1)))),
+         "np.exp overflowed on large logits (inf / inf = nan): subtract each row's maximum first (log-sum-exp trick)."),
     ]),
 ));

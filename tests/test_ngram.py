@@ -1,18 +1,21 @@
 """Chapter 02 (domain_tutor.ngram): exact probabilities (sums to 1, nltk.lm agreement, Kneser–Ney by the book),
-perplexity identities, adaptation helpers, bad inputs, and every exercise with its reference and a typical mistake."""
+perplexity identities, adaptation helpers, the neural LM and the softmax helpers against PyTorch, bad inputs, and every
+exercise with its reference and a typical mistake."""
 import math
 from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nltk.lm import MLE, Laplace, Lidstone
 
 from domain_tutor.data import load_unlabeled
 from domain_tutor.exercises import check, list_exercises
-from domain_tutor.ngram import (BOS, EOS, NGramLM, count_ngrams, fit_lambda, interpolate, mixture_perplexity,
-                                split_sentences)
+from domain_tutor.ngram import (BOS, EOS, UNK, NeuralLM, NGramLM, count_ngrams, fit_lambda, interpolate,
+                                mixture_perplexity, next_token_distribution, sequence_log_prob, split_sentences,
+                                train_neural_lm)
 
 WORDS = ["a", "b", "c", "d", "e"]
 rng = np.random.default_rng(0)
@@ -182,6 +185,109 @@ def test_domain_shift_raises_perplexity_and_interpolation_recovers():
     assert interpolate(tgt, src, lam).perplexity(test) < min(src.perplexity(test), tgt.perplexity(test))
 
 
+# ---------------------------------------------------------------- neural LM
+
+@pytest.fixture(scope="module")
+def books_neural():
+    "A neural LM and a unigram model trained on the same books sentences and vocabulary, and held-out books text."
+    train = split_sentences(load_unlabeled("books", 200, seed=0))
+    held = split_sentences(load_unlabeled("books", 60, seed=1))
+    vocab = {w for s in train for w in s}
+    model, history = train_neural_lm(train, vocab=vocab, order=3, epochs=3, heldout=held, seed=0, device="cpu",
+                                     progress=False)
+    return model, NGramLM(1, "kneser_ney", vocab=vocab).fit(train), held, history
+
+
+def test_neural_lm_beats_the_unigram_model_on_heldout_text(books_neural):
+    model, unigram, held, history = books_neural
+    assert model.vocab == unigram.vocab
+    assert len(model.token_probs(held)) == len(unigram.token_probs(held))          # the same predicted tokens
+    assert model.perplexity(held) < 0.25 * unigram.perplexity(held)
+    assert history["heldout_loss"][-1] < history["heldout_loss"][0]
+    assert model.perplexity(held) == pytest.approx(math.exp(history["heldout_loss"][-1]), rel=1e-9)
+
+
+def test_neural_lm_forward_is_the_bengio_formula_and_its_perplexity_is_torch_cross_entropy():
+    torch.manual_seed(0)
+    model = NeuralLM(set(WORDS), order=4, embed_dim=3, hidden_dim=7)
+    contexts, targets = model.encode(HELD)
+    E, H, c = model.embedding.weight, model.hidden.weight, model.hidden.bias
+    U, b = model.output.weight, model.output.bias
+    y = b + torch.tanh(c + E[contexts].reshape(len(contexts), -1) @ H.T) @ U.T
+    torch.testing.assert_close(model(contexts), y)
+    ce = torch.nn.functional.cross_entropy(model(contexts).double(), targets)
+    assert model.perplexity(HELD) == pytest.approx(math.exp(ce.item()), rel=1e-9)
+    lps = [model.logprob(w, tuple(s[:i])) for s in HELD for i, w in enumerate(s + [EOS])]
+    np.testing.assert_allclose(model.token_logprobs(HELD), lps, rtol=1e-6)      # float32 logits, batched or not
+
+
+def test_neural_lm_reads_tokens_like_ngram_lm():
+    model = NeuralLM({"a", "b"}, order=3)
+    contexts, targets = model.encode([["a", "zebra"], [], ["b"]])
+    names = model._vocab.tolist() + [BOS]
+    assert [names[i] for i in targets] == ["a", UNK, EOS, EOS, "b", EOS]
+    assert [names[i] for i in contexts[1]] == [BOS, "a"] and [names[i] for i in contexts[3]] == [BOS, BOS]
+    assert model.vocab == NGramLM(3, vocab={"a", "b"}).fit([["a"]]).vocab
+    for context in [(), ("a",), ("zebra", "b", "a"), (BOS,)]:
+        assert sum(model.distribution(context).values()) == pytest.approx(1.0, abs=1e-9)
+    assert model.prob("a", ("b", "b", "a")) == pytest.approx(model.prob("a", ("b", "a")), rel=1e-12)
+    assert model.prob("zebra", ("a",)) == pytest.approx(model.prob(UNK, ("a",)), rel=1e-12)
+
+
+def test_neural_lm_mixes_with_an_ngram_model():
+    vocab = set(WORDS)
+    neural, _ = train_neural_lm(TRAIN, vocab=vocab, order=3, epochs=2, seed=0, device="cpu", progress=False)
+    kn = NGramLM(3, vocab=vocab).fit(TRAIN)
+    lam = fit_lambda(neural, kn, HELD)
+    mix = interpolate(neural, kn, lam)
+    assert abs(sum(mix.prob(w, ("a",)) for w in mix.vocab) - 1) < 1e-9
+    assert mix.perplexity(HELD) <= min(neural.perplexity(HELD), kn.perplexity(HELD)) + 1e-9
+
+
+def test_train_neural_lm_is_seeded_and_can_continue_training():
+    runs = [train_neural_lm(TRAIN, order=3, epochs=2, seed=3, device="cpu", progress=False) for _ in range(2)]
+    assert runs[0][1] == runs[1][1]
+    for p, q in zip(runs[0][0].parameters(), runs[1][0].parameters()):
+        assert torch.equal(p, q)
+    other, _ = train_neural_lm(TRAIN, order=3, epochs=2, seed=4, device="cpu", progress=False)
+    assert not torch.equal(other.output.weight, runs[0][0].output.weight)
+    threads = torch.get_num_threads()
+    model, history = train_neural_lm(HELD, model=runs[0][0], epochs=1, device="cpu", progress=False)
+    assert model is runs[0][0] and history["epoch"] == [1] and "heldout_loss" not in history
+    assert torch.get_num_threads() == threads                                       # restored after training
+
+
+# ---------------------------------------------------------------- softmax helpers against torch
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 12), st.floats(0.05, 20.0), st.floats(0.1, 1000.0), st.integers(0, 2**31))
+def test_next_token_distribution_matches_torch_softmax(rows, vocab_size, temperature, scale, seed):
+    logits = np.random.default_rng(seed).normal(0, scale, (rows, vocab_size))
+    expected = torch.softmax(torch.tensor(logits) / temperature, dim=-1).numpy()
+    np.testing.assert_allclose(next_token_distribution(logits, temperature), expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(next_token_distribution(logits[0], temperature), expected[0], rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 10), st.integers(2, 12), st.floats(0.1, 1000.0), st.integers(0, 2**31))
+def test_sequence_log_prob_matches_torch_cross_entropy(length, vocab_size, scale, seed):
+    rng = np.random.default_rng(seed)
+    logits, targets = rng.normal(0, scale, (length, vocab_size)), rng.integers(0, vocab_size, length)
+    expected = -torch.nn.functional.cross_entropy(torch.tensor(logits), torch.tensor(targets), reduction="sum").item()
+    assert sequence_log_prob(logits, targets) == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
+def test_sequence_log_prob_of_a_causal_lm_equals_its_loss():
+    torch.manual_seed(0)
+    from transformers import GPT2Config, GPT2LMHeadModel
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=1, n_head=2)).eval()
+    ids = torch.randint(0, 50, (1, 9))
+    with torch.no_grad():
+        out = model(ids, labels=ids)
+    log_p = sequence_log_prob(out.logits[0, :-1].double().numpy(), ids[0, 1:].numpy())
+    assert log_p == pytest.approx(-8 * out.loss.item(), rel=1e-5)
+
+
 # ---------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("make, match", [
@@ -204,9 +310,38 @@ def test_domain_shift_raises_perplexity_and_interpolation_recovers():
     (lambda: interpolate(NGramLM().fit([["a"]]), NGramLM().fit([["a"]]), 1.2), "lam"),
     (lambda: interpolate(NGramLM().fit([["a"]]), NGramLM().fit([["b"]]), 0.5), "share one vocabulary"),
     (lambda: fit_lambda(NGramLM().fit([["a"]]), "not a model", [["a"]]), "lm_b"),
+    (lambda: NeuralLM({"a"}, order=1), "order"),
+    (lambda: NeuralLM("abc"), "vocab"),
+    (lambda: NeuralLM({"a", BOS}), "vocab"),
+    (lambda: NeuralLM({"a"}, embed_dim=0), "embed_dim"),
+    (lambda: NeuralLM({"a"}, order=3)(torch.zeros((2, 3), dtype=torch.long)), "contexts"),
+    (lambda: NeuralLM({"a"}).encode([]), "sentences is empty"),
+    (lambda: NeuralLM({"a"}).prob(BOS), "never predicted"),
+    (lambda: NeuralLM({"a"}).prob("a", "a b"), "context"),
+    (lambda: train_neural_lm([]), "sentences is empty"),
+    (lambda: train_neural_lm([["a"]], epochs=0), "epochs"),
+    (lambda: train_neural_lm([["a"]], lr=-1.0), "lr"),
+    (lambda: train_neural_lm([["a"]], weight_decay=-0.1), "weight_decay"),
+    (lambda: train_neural_lm([["a"]], model="not a model"), "model"),
+    (lambda: next_token_distribution([1.0, 2.0], temperature=0), "temperature"),
+    (lambda: next_token_distribution([], 1.0), "logits"),
+    (lambda: next_token_distribution([[[1.0]]]), "logits"),
+    (lambda: next_token_distribution([1.0, float("nan")]), "logits"),
+    (lambda: sequence_log_prob([1.0, 2.0], [0]), "logits"),
+    (lambda: sequence_log_prob([[1.0, 2.0]], [0, 1]), "targets"),
+    (lambda: sequence_log_prob([[1.0, 2.0]], [2]), "targets"),
 ])
 def test_bad_input_raises_value_error_naming_the_argument(make, match):
     with pytest.raises(ValueError, match=match):
+        make()
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: next_token_distribution("not numbers"), "logits"),
+    (lambda: sequence_log_prob([[1.0, 2.0]], [0.5]), "targets"),
+])
+def test_wrong_types_raise_type_error_naming_the_argument(make, match):
+    with pytest.raises(TypeError, match=match):
         make()
 
 
@@ -217,6 +352,11 @@ def test_there_are_at_least_five_exercises_and_the_references_pass():
     assert len(exercises) >= 5
     for ex in exercises:
         assert check(ex.id, ex.reference, record=False, verbose=False).passed, ex.id
+
+
+def _naive_softmax(z):
+    with np.errstate(all="ignore"):
+        return np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
 
 
 @pytest.mark.parametrize("exercise_id, wrong, message", [
@@ -231,6 +371,11 @@ def test_there_are_at_least_five_exercises_and_the_references_pass():
     ("ngram.mixture_perplexity",
      lambda a, b, lam: math.exp(-np.mean([lam * math.log(x) + (1 - lam) * math.log(y) for x, y in zip(a, b)])),
      "geometric"),
+    ("ngram.next_token_distribution", lambda z, t=1.0: _naive_softmax(np.asarray(z) * t), "divide by it"),
+    ("ngram.next_token_distribution", lambda z, t=1.0: _naive_softmax(np.asarray(z) / t), "subtract the row maximum"),
+    ("ngram.sequence_log_prob", lambda z, y: float(np.asarray(z)[np.arange(len(y)), y].sum()), "raw logits"),
+    ("ngram.sequence_log_prob",
+     lambda z, y: -float(np.sum(torch.log_softmax(torch.tensor(z), -1).numpy()[np.arange(len(y)), y])), "sign"),
 ])
 def test_typical_mistakes_fail_with_a_hint(exercise_id, wrong, message):
     result = check(exercise_id, wrong, record=False, verbose=False)

@@ -20,7 +20,8 @@ __all__ = ['AVERAGES', 'confusion_matrix', 'accuracy', 'binary_counts', 'precisi
            'classification_report', 'macro_micro_f1', 'roc_curve', 'roc_auc', 'auc_by_pairs', 'precision_recall_curve',
            'average_precision', 'calibration_bins', 'expected_calibration_error', 'reliability_diagram',
            'temperature_scale', 'top_label_ece', 'bootstrap_ci', 'paired_bootstrap', 'bootstrap_accuracy_ci',
-           'window_nll', 'perplexity', 'domain_report']
+           'window_nll', 'perplexity', 'domain_report', 'Attribution', 'attributions', 'AttentionMap', 'attention_map',
+           'plot_attributions', 'plot_attention', 'gradient_x_input', 'trapezoid_ig']
 
 # %% ../nbs/06_metrics.ipynb #6ffe9c13
 def _as_1d(x, name: str) -> np.ndarray:
@@ -770,3 +771,325 @@ def domain_report(predict_fn: Callable, datasets: Mapping[str, tuple], n_boot: i
                title=f"Accuracy by domain, {int(100 * (1 - alpha))}% bootstrap CIs (largest drop {gap:.2f})")
         ax.legend(fontsize=8, loc="lower right")
     return df
+
+# %% ../nbs/06_metrics.ipynb #aa053996
+from dataclasses import dataclass
+
+
+@dataclass
+class Attribution:
+    "Per-token attribution scores of one text towards one class, as `attributions` returns them."
+    tokens: list[str]
+    scores: np.ndarray
+    target: int
+    prob: float                       # the model's probability of `target` for the text
+    method: str
+    delta: float | None = None        # IG only: Σ scores − (F(x) − F(baseline)), the completeness gap
+    f_input: float | None = None      # IG only: F(x) and F(baseline), F the explained output
+    f_baseline: float | None = None
+
+    def top(self, k: int = 3, sign: int = 1) -> list[tuple[str, float]]:
+        "Up to `k` (token, score) pairs with the largest scores for the target class (`sign=-1`: against it)."
+        order = np.argsort(-sign * self.scores, kind="stable")[:k]
+        return [(self.tokens[i], float(self.scores[i])) for i in order if sign * self.scores[i] > 0]
+
+
+def _check_model_text(model, tokenizer, text) -> None:
+    "TypeError or ValueError naming `model`, `tokenizer` or `text` when they cannot be used."
+    if not callable(model) or not hasattr(model, "get_input_embeddings"):
+        raise TypeError(f"model must be a Hugging Face model (with get_input_embeddings); got {type(model).__name__}")
+    if not callable(tokenizer) or not hasattr(tokenizer, "convert_ids_to_tokens"):
+        raise TypeError(f"tokenizer must be a Hugging Face tokenizer; got {type(tokenizer).__name__}")
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str; got {type(text).__name__}")
+    if not text.strip():
+        raise ValueError("text must not be empty")
+
+
+def _encode_one(model, tokenizer, text: str) -> dict:
+    "`text` tokenized as a batch of one (truncated to the model's length), with a special-tokens mask, on the model's device."
+    enc = tokenizer(text, return_tensors="pt", truncation=True, return_special_tokens_mask=True)
+    device = next(model.parameters()).device
+    return {k: v.to(device) for k, v in enc.items()}
+
+
+def _class_output(model, enc: dict, target, output: str):
+    "(F, target, prob): F maps (B, L, D) input embeddings to the (B,) probability (or logit) of class `target`."
+    import torch
+    extra = {k: enc[k] for k in ("attention_mask", "token_type_ids") if k in enc}
+
+    def logits_of(embeds):
+        return model(inputs_embeds=embeds, **{k: v.expand(embeds.shape[0], -1) for k, v in extra.items()}).logits
+
+    with torch.no_grad():
+        logits = logits_of(model.get_input_embeddings()(enc["input_ids"]))
+    if logits.ndim != 2:
+        raise TypeError(f"model must be a sequence classifier with logits of shape (batch, classes); "
+                        f"got logits of shape {tuple(logits.shape)}")
+    n_classes = logits.shape[-1]
+    if target is None:
+        target = int(logits[0].argmax())
+    elif isinstance(target, bool) or not isinstance(target, (int, np.integer)) or not 0 <= target < n_classes:
+        raise ValueError(f"target must be None or a class index in [0, {n_classes}); got {target!r}")
+    target = int(target)
+
+    def F(embeds):
+        z = logits_of(embeds)
+        return (torch.softmax(z, dim=-1) if output == "prob" else z)[:, target]
+    return F, target, float(torch.softmax(logits[0].to(torch.promote_types(logits.dtype, torch.float32)), -1)[target])
+
+
+def _baseline_embeds(model, tokenizer, enc: dict, x, baseline):
+    "The (L, D) IG baseline: special tokens kept, every other token's embedding replaced by [PAD]'s or by zeros."
+    import torch
+    special = enc["special_tokens_mask"][0].bool()[:, None]
+    if isinstance(baseline, str):
+        if baseline == "pad":
+            if tokenizer.pad_token_id is None:
+                raise ValueError("baseline='pad' needs a tokenizer with a pad token; use baseline='zero'")
+            pad = model.get_input_embeddings()(torch.tensor([tokenizer.pad_token_id], device=x.device))[0]
+            return torch.where(special, x, pad.to(x.dtype))
+        if baseline == "zero":
+            return torch.where(special, x, torch.zeros_like(x))
+        raise ValueError(f"baseline must be 'pad', 'zero' or an array of shape {tuple(x.shape)}; got {baseline!r}")
+    b = baseline if torch.is_tensor(baseline) else torch.as_tensor(np.asarray(baseline, dtype=float))
+    if tuple(b.shape) != tuple(x.shape):
+        raise ValueError(f"baseline must be 'pad', 'zero' or an array of shape {tuple(x.shape)}; got shape {tuple(b.shape)}")
+    return b.to(device=x.device, dtype=x.dtype)
+
+
+def _check_positive_int(x, name: str, low: int = 1) -> int:
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < low:
+        raise ValueError(f"{name} must be an int >= {low}; got {x!r}")
+    return int(x)
+
+
+def attributions(model, tokenizer, text: str, method: str = "ig", target: int | None = None, steps: int = 32,
+                 baseline="pad", output: str = "prob", batch_size: int = 32) -> Attribution:
+    """Per-token attributions of `text` towards class `target` (default: the predicted class) of a Hugging Face sequence
+    classifier, over the input embeddings and summed over the embedding dimension. `method="ig"`: integrated gradients
+    from `baseline` ('pad', 'zero' or an (L, D) array) with the trapezoid rule on `steps` points, batched, and the
+    completeness gap `delta`; `"grad_x_input"`: gradient × input. `output`: explain the probability or the logit."""
+    import torch
+    _check_model_text(model, tokenizer, text)
+    if method not in ("ig", "grad_x_input"):
+        raise ValueError(f"method must be 'ig' or 'grad_x_input'; got {method!r}")
+    if output not in ("prob", "logit"):
+        raise ValueError(f"output must be 'prob' or 'logit'; got {output!r}")
+    steps, batch_size = _check_positive_int(steps, "steps", 2), _check_positive_int(batch_size, "batch_size")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            enc = _encode_one(model, tokenizer, text)
+            tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"][0].tolist())
+            F, target, prob = _class_output(model, enc, target, output)
+            x = model.get_input_embeddings()(enc["input_ids"]).detach()            # (1, L, D)
+            acc = torch.promote_types(x.dtype, torch.float32)
+            if method == "grad_x_input":
+                xg = x.clone().requires_grad_(True)
+                grad, = torch.autograd.grad(F(xg).sum(), xg)
+                scores = (grad.to(acc) * x.to(acc))[0].sum(-1)
+                return Attribution(tokens, scores.cpu().double().numpy(), target, prob, method)
+            base = _baseline_embeds(model, tokenizer, enc, x[0], baseline).detach()[None]
+            alphas = torch.linspace(0, 1, steps, dtype=acc, device=x.device)
+            weights = torch.full((steps,), 1.0 / (steps - 1), dtype=acc, device=x.device)
+            weights[[0, -1]] /= 2                                                   # trapezoid rule on [0, 1]
+            avg_grad = torch.zeros(x.shape[1:], dtype=acc, device=x.device)
+            for lo in range(0, steps, batch_size):
+                a = alphas[lo:lo + batch_size].to(x.dtype)[:, None, None]
+                path = (base + a * (x - base)).requires_grad_(True)               # a batch of points on the line
+                out = F(path)
+                grad, = torch.autograd.grad(out.sum(), path)
+                avg_grad += (weights[lo:lo + batch_size, None, None] * grad.to(acc)).sum(0)
+                if lo == 0:
+                    f_baseline = float(out[0].detach())
+                if lo + batch_size >= steps:
+                    f_input = float(out[-1].detach())
+            scores = ((x - base)[0].to(acc) * avg_grad).sum(-1).cpu().double().numpy()
+            delta = float(scores.sum() - (f_input - f_baseline))
+            return Attribution(tokens, scores, target, prob, method, delta, f_input, f_baseline)
+    finally:
+        model.train(was_training)
+
+# %% ../nbs/06_metrics.ipynb #0976028d
+@dataclass
+class AttentionMap:
+    "Attention weights of one layer, averaged over its heads: weights[i, j] = how much token i attends to token j."
+    tokens: list[str]
+    weights: np.ndarray
+    layer: int
+
+
+def attention_map(model, tokenizer, text: str, layer: int = -1) -> AttentionMap:
+    """The attention weights of `layer` (negative: counted from the top) for `text`, averaged over the heads. A model
+    loaded with a fused attention (sdpa, flash), which returns no weights, runs with "eager" attention for the call."""
+    import torch
+    _check_model_text(model, tokenizer, text)
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
+        raise TypeError(f"layer must be an int; got {type(layer).__name__}")
+    enc = _encode_one(model, tokenizer, text)
+    enc.pop("special_tokens_mask")
+    impl = getattr(model.config, "_attn_implementation", None)
+    switch = impl not in (None, "eager") and hasattr(model, "set_attn_implementation")
+    was_training = model.training
+    if switch:
+        model.set_attn_implementation("eager")
+    model.eval()
+    try:
+        with torch.no_grad():
+            att = model(**enc, output_attentions=True).attentions
+    finally:
+        model.train(was_training)
+        if switch:
+            model.set_attn_implementation(impl)
+    if not att:
+        raise ValueError("model returned no attention weights: load it with attn_implementation='eager'")
+    if not -len(att) <= layer < len(att):
+        raise ValueError(f"layer must be in [-{len(att)}, {len(att)}) for this {len(att)}-layer model; got {layer}")
+    weights = att[layer][0].float().mean(0).cpu().numpy()
+    return AttentionMap(tokenizer.convert_ids_to_tokens(enc["input_ids"][0].tolist()), weights, int(layer) % len(att))
+
+
+def plot_attributions(result: Attribution, ax=None, fontsize: float = 9):
+    "The text's tokens in boxes coloured by score, wrapped to the axes' width: red pushes towards the target class, blue away."
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
+    from matplotlib.transforms import ScaledTranslation
+    if not isinstance(result, Attribution):
+        raise TypeError(f"result must be an Attribution (from `attributions`); got {type(result).__name__}")
+    if isinstance(fontsize, bool) or not isinstance(fontsize, (int, float)) or not fontsize > 0:
+        raise ValueError(f"fontsize must be a positive number; got {fontsize!r}")
+    char_w, line_h = 0.6 * fontsize / 72, 2.1 * fontsize / 72          # monospace glyph width, line height (inches)
+    fig_w = 8.5 if ax is None else ax.get_position().width * ax.figure.get_figwidth()
+    per_line = max(10, int(fig_w / char_w))
+    lines, line, used = [], [], 0
+    for token, s in zip(result.tokens, np.asarray(result.scores, dtype=float)):
+        if line and used + len(token) > per_line:
+            lines.append(line)
+            line, used = [], 0
+        line.append((used, token, s))
+        used += len(token) + 1
+    lines.append(line)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(fig_w, line_h * len(lines) + 0.45))
+    top = float(np.abs(result.scores).max()) or 1.0
+    norm, cmap = Normalize(-top, top), plt.get_cmap("RdBu_r")
+    for row, items in enumerate(lines):
+        for col, token, s in items:
+            where = ax.transAxes + ScaledTranslation(col * char_w, -(row + 0.5) * line_h, ax.figure.dpi_scale_trans)
+            ax.text(0, 1, token, transform=where, family="monospace", fontsize=fontsize, va="center",
+                    color="white" if abs(norm(s) - 0.5) > 0.3 else "black",
+                    bbox=dict(boxstyle="square,pad=0.15", fc=cmap(norm(s)), ec="none"))
+    ax.axis("off")
+    name = {"ig": "integrated gradients", "grad_x_input": "gradient × input"}.get(result.method, result.method)
+    ax.set_title(f"{name}: P(class {result.target}) = {result.prob:.2f}; red supports it, blue opposes it",
+                 fontsize=fontsize, loc="left")
+    return ax
+
+
+def plot_attention(att: AttentionMap, ax=None):
+    "A heat map of an `AttentionMap`: each row is a token attending (query) to the columns (keys)."
+    import matplotlib.pyplot as plt
+    if not isinstance(att, AttentionMap):
+        raise TypeError(f"att must be an AttentionMap (from `attention_map`); got {type(att).__name__}")
+    n = len(att.tokens)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.25 * n + 1.8, 0.25 * n + 1.2))
+    im = ax.imshow(att.weights, cmap="viridis", vmin=0)
+    ax.set_xticks(range(n), att.tokens, rotation=90, fontsize=7)
+    ax.set_yticks(range(n), att.tokens, fontsize=7)
+    ax.set(xlabel="attended-to token (key)", ylabel="attending token (query)",
+           title=f"Attention, layer {att.layer}, mean over heads")
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, label="attention weight")
+    return ax
+
+# %% ../nbs/06_metrics.ipynb #1cc552a9
+def gradient_x_input(grads, embeddings) -> np.ndarray:
+    "Per-token gradient × input: Σ_j grads[i, j] · embeddings[i, j] for each token i of an (L, D) input."
+    grads, embeddings = np.asarray(grads, dtype=float), np.asarray(embeddings, dtype=float)
+    ### BEGIN SOLUTION
+    return (grads * embeddings).sum(axis=-1)
+    ### END SOLUTION
+
+# %% ../nbs/06_metrics.ipynb #c09f2aeb
+def _random_gxi_case(rng: np.random.Generator):
+    n_tokens, dim = int(rng.integers(1, 7)), int(rng.integers(2, 6))
+    return case(np.round(rng.normal(size=(n_tokens, dim)), 2), np.round(rng.normal(size=(n_tokens, dim)), 2))
+
+
+register(Exercise(
+    "metrics.gradient_x_input", "Gradient × input, per token", "gradient_x_input", gradient_x_input,
+    cases=[case([[1.0, 2.0], [0.5, -1.0], [0.0, 3.0]], [[3.0, 1.0], [2.0, 2.0], [5.0, -1.0]]),
+           case([[0.1, -0.2, 0.3]], [[1.0, 1.0, 1.0]]), case(np.zeros((2, 4)), np.ones((2, 4))),
+           case([[-1.0, -1.0], [2.0, 0.0]], [[1.0, 1.0], [-1.0, 7.0]])],
+    random_case=_random_gxi_case,
+    hints=["Multiply the two arrays element by element: the gradient of each coordinate times that coordinate.",
+           "Then sum over the embedding dimension — the last axis — to get one score per token.",
+           "return (grads * embeddings).sum(axis=-1); keep the sign."],
+    diagnose=_diagnoser([
+        (lambda g, e: (np.asarray(g, float) * np.asarray(e, float)).sum(axis=0),
+         "you summed over the tokens (axis 0); sum over the embedding dimension (the last axis), one score per token."),
+        (lambda g, e: np.abs(np.asarray(g, float) * np.asarray(e, float)).sum(axis=-1),
+         "keep the sign: a negative score says the token pushes the output down."),
+        (lambda g, e: np.asarray(g, float).sum(axis=-1),
+         "that is the summed gradient (a saliency); multiply by the input before summing."),
+        (lambda g, e: np.asarray(g, float) * np.asarray(e, float),
+         "one score per token: sum the (L, D) products over the embedding dimension."),
+    ]),
+));
+
+# %% ../nbs/06_metrics.ipynb #d5859876
+def trapezoid_ig(path_grads, x, baseline) -> np.ndarray:
+    """Per-token integrated gradients from the (m, L, D) gradients at the m points α_k = k/(m − 1) of the line from
+    `baseline` to `x` (both (L, D)), with the trapezoid rule, summed over D."""
+    path_grads = np.asarray(path_grads, dtype=float)
+    x, baseline = np.asarray(x, dtype=float), np.asarray(baseline, dtype=float)
+    ### BEGIN SOLUTION
+    m = path_grads.shape[0]
+    weights = np.full(m, 1.0 / (m - 1))
+    weights[[0, -1]] /= 2
+    avg_grad = np.tensordot(weights, path_grads, axes=1)              # (L, D)
+    return ((x - baseline) * avg_grad).sum(axis=-1)
+    ### END SOLUTION
+
+# %% ../nbs/06_metrics.ipynb #82e4aaf8
+def _random_ig_case(rng: np.random.Generator):
+    m, n_tokens, dim = int(rng.integers(2, 9)), int(rng.integers(1, 5)), int(rng.integers(2, 5))
+    r = lambda *shape: np.round(rng.normal(size=shape), 2)
+    return case(r(m, n_tokens, dim), r(n_tokens, dim), r(n_tokens, dim))
+
+
+def _ig_variant(g, x, b, mode: str = "ok"):
+    g, x, b = np.asarray(g, float), np.asarray(x, float), np.asarray(b, float)
+    m = g.shape[0]
+    w = np.full(m, 1.0 / (m if mode in ("mean", "captum") else m - 1))
+    if mode != "mean":
+        w[[0, -1]] /= 2
+    avg = np.tensordot(w, g, axes=1)
+    return ((x if mode == "no_diff" else x - b) * avg).sum(axis=-1)
+
+
+register(Exercise(
+    "metrics.trapezoid_ig", "Integrated gradients with the trapezoid rule", "trapezoid_ig", trapezoid_ig,
+    cases=[case([[[1.0, 0.0]], [[1.0, 0.0]]], [[2.0, 1.0]], [[0.0, 0.0]]),
+           case([[[1.0]], [[0.5]], [[0.0]]], [[2.0]], [[0.0]]),
+           case([[[1.0, 2.0], [0.0, 1.0]], [[3.0, 0.0], [1.0, 1.0]], [[1.0, 1.0], [2.0, 0.0]], [[0.0, 1.0], [1.0, 3.0]]],
+                [[1.0, 2.0], [3.0, -1.0]], [[0.5, 0.5], [1.0, 1.0]]),
+           case(np.ones((5, 3, 2)), np.full((3, 2), 2.0), np.ones((3, 2)))],
+    random_case=_random_ig_case,
+    hints=["Average the m gradients with the trapezoid weights: 1/(m − 1) each, half of that for the first and the last.",
+           "np.tensordot(weights, path_grads, axes=1) gives the (L, D) average gradient; multiply it by (x − baseline).",
+           "Sum over the last axis for one score per token. Check: with all gradients equal to g the answer is Σ_j (x − x')·g."],
+    diagnose=_diagnoser([
+        (lambda g, x, b: _ig_variant(g, x, b, "mean"),
+         "you gave all m points the weight 1/m: the trapezoid rule halves the two end points and divides by m − 1."),
+        (lambda g, x, b: _ig_variant(g, x, b, "captum"),
+         "weights 1/m with halved ends sum to (m − 1)/m, not 1 (Captum's riemann_trapezoid does this): use 1/(m − 1)."),
+        (lambda g, x, b: _ig_variant(g, x, b, "no_diff"),
+         "multiply by x − baseline, not by x: the path starts at the baseline."),
+        (lambda g, x, b: (np.asarray(x, float) - np.asarray(b, float)) * np.tensordot(
+            np.r_[0.5, np.ones(len(g) - 2), 0.5] / (len(g) - 1), np.asarray(g, float), axes=1),
+         "one score per token: sum the (L, D) array over the embedding dimension."),
+    ]),
+));

@@ -44,7 +44,7 @@ def test_the_packaged_glossary_is_valid_and_large_enough():
 def test_every_chapter_key_is_valid_and_every_chapter_has_terms():
     assert {t.chapter for t in TERMS} <= set(CHAPTERS)
     for key in CHAPTERS:
-        assert sum(t.chapter == key for t in TERMS) >= 5, key
+        assert sum(t.chapter == key for t in TERMS) >= (3 if key == "interview" else 5), key  # 08 teaches few new terms
 
 
 def test_definitions_are_sentences_in_both_languages():

@@ -81,3 +81,26 @@ def test_start_serves_the_course(tmp_path):
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_demo_runs_the_case_study_and_adaptation_beats_source_only(tmp_path):
+    "The flagship command on the embedded defaults: the table, the plot, and a gain larger than the CI width."
+    import pandas as pd
+    env = dict(os.environ, HF_HUB_OFFLINE="1", DOMAIN_TUTOR_HOME=str(tmp_path / "home"))
+    start = time.perf_counter()
+    run = subprocess.run(_script() + ["demo", "--fast", "--out", str(tmp_path / "demo")], capture_output=True,
+                         text=True, timeout=900, env=env)
+    elapsed = time.perf_counter() - start
+    assert run.returncode == 0, run.stderr[-3000:]
+    print(run.stdout)
+    print(f"domain-tutor demo --fast took {elapsed:.0f}s")
+    assert "source only" in run.stdout and "LoRA" in run.stdout and "case_study.png" in run.stdout
+    assert (tmp_path / "demo" / "case_study.png").stat().st_size > 10_000
+    table = pd.read_csv(tmp_path / "demo" / "case_study.csv", index_col="model")
+    assert list(table.index) == ["source only", "source → target FT", "DAPT → source → target FT",
+                                 "LoRA source → target FT"]
+    base = table.loc["source only"]
+    best = table.loc[["source → target FT", "DAPT → source → target FT"], "target_acc"].max()
+    assert best - base["target_acc"] > base["target_ci_high"] - base["target_ci_low"], table
+    assert table.loc["LoRA source → target FT", "trainable_params"] < 0.02 * table.loc["source only", "trainable_params"]
+    assert "Traceback" not in run.stderr

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import math
-import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -16,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import cache_dir, notice
+from .config import cache_dir
 from .models import amp_dtype, get_device, quiet_transformers
 
 # %% auto #0
@@ -462,10 +460,6 @@ def _no_save_bars():
     finally:
         if enabled:
             hf_logging.enable_progress_bar()
-
-
-def _is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
 
 # %% ../nbs/07_finetune.ipynb #58cb9271
 def finetune(model, tokenizer, train, eval=None, *, epochs: int = 3, lr: float = 2e-5, batch_size: int = 16,

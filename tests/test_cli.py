@@ -104,3 +104,19 @@ def test_demo_runs_the_case_study_and_adaptation_beats_source_only(tmp_path):
     assert best - base["target_acc"] > base["target_ci_high"] - base["target_ci_low"], table
     assert table.loc["LoRA source → target FT", "trainable_params"] < 0.02 * table.loc["source only", "trainable_params"]
     assert "Traceback" not in run.stderr
+
+
+def test_data_fetches_and_lists_the_corpora():
+    "`domain-tutor data` (the console script, a fresh process) prepares the cache and says where it is."
+    out = subprocess.run(_script() + ["data", "movies", "drugs"], capture_output=True, text=True, timeout=900,
+                         env={**os.environ})
+    assert out.returncode == 0, out.stderr
+    rows = {line.split()[0]: line for line in out.stdout.splitlines() if line.split()}
+    assert "movies" in rows and "drugs" in rows and "tweets" not in rows
+    assert "vaderSentiment==3.3.2" in rows["movies"] and "CC BY 4.0" in rows["drugs"]
+    assert f"cached in {os.environ['DOMAIN_TUTOR_CORPORA']}" in out.stdout
+
+
+def test_data_rejects_an_unknown_corpus(capsys):
+    assert main(["data", "imbd"]) == 2
+    assert "name must be one of" in capsys.readouterr().err

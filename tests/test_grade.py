@@ -53,6 +53,23 @@ def test_student_copy_has_no_solutions_and_every_stub_fails(path):
         assert check(ex.id, ex.reference, record=False, verbose=False).passed, ex.id
 
 
+@pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda p: p.stem)
+def test_student_copy_collapses_the_grading_machinery(path):
+    "Registrations (cases, diagnoses, hints) are collapsed; the learner's exercises and the teaching code are not."
+    student = student_notebook(nbformat.read(path, as_version=4), _key(path))
+    code = [c for c in student.cells if c.cell_type == "code"]
+    hidden = [c for c in code if c.metadata.get("jupyter", {}).get("source_hidden")]
+    registrations = [c for c in code if "register(Exercise(" in c.source]
+    assert registrations and all(c in hidden for c in registrations)
+    assert not any("NotImplementedError" in c.source for c in hidden)          # every exercise stub stays open
+    assert not any("check(" in c.source and "register(" not in c.source for c in hidden)
+    assert all(c.source.startswith("#@title ") and c.metadata.get("cellView") == "form" for c in hidden)
+    for ex in list_exercises(_key(path)):
+        hints = [h for h in ex.hints if len(h) > 30]
+        open_text = "\n".join(c.source for c in code if c not in hidden)
+        assert not any(h in open_text for h in hints), f"{ex.id}: a hint is readable without hint()"
+
+
 def test_stripping_keeps_everything_but_solutions():
     for path in WITH_EXERCISES:
         source = nbformat.read(path, as_version=4)

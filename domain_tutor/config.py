@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 # %% auto #0
 __all__ = ['FAST', 'CHAPTERS', 'COURSE_NOTEBOOK', 'OFFLINE_VARS', 'parse_flag', 'gpu_available', 'pick', 'chapter_key',
-           'home_dir', 'cache_dir', 'hub_offline', 'notice', 'seed_everything', 'in_colab']
+           'home_dir', 'cache_dir', 'corpora_dir', 'hub_offline', 'notice', 'seed_everything', 'in_colab']
 
 # %% ../nbs/90_config.ipynb #a0b35661
 _TRUE = {"1", "true", "yes", "on"}
@@ -90,13 +90,23 @@ def home_dir(create: bool = True) -> Path:
     return path
 
 # %% ../nbs/90_config.ipynb #b49d1cc6
-def cache_dir(create: bool = True) -> Path:
-    "The course's cache folder: `$DOMAIN_TUTOR_CACHE` or `home_dir()/cache` (created unless `create=False`)."
-    env = os.environ.get("DOMAIN_TUTOR_CACHE")
-    path = Path(env).expanduser() if env else home_dir(create) / "cache"
+def _home_subfolder(variable: str, name: str, create: bool) -> Path:
+    "`$variable` if set, else `home_dir()/name`; created unless `create=False`."
+    env = os.environ.get(variable)
+    path = Path(env).expanduser() if env else home_dir(create) / name
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cache_dir(create: bool = True) -> Path:
+    "The course's cache folder: `$DOMAIN_TUTOR_CACHE` or `home_dir()/cache` (created unless `create=False`)."
+    return _home_subfolder("DOMAIN_TUTOR_CACHE", "cache", create)
+
+
+def corpora_dir(create: bool = True) -> Path:
+    "Where the parsed real corpora are cached: `$DOMAIN_TUTOR_CORPORA` or `home_dir()/corpora`."
+    return _home_subfolder("DOMAIN_TUTOR_CORPORA", "corpora", create)
 
 # %% ../nbs/90_config.ipynb #7a9a31c8
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")

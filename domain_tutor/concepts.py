@@ -17,9 +17,9 @@ from .exercises import Exercise, case, register
 from .exercises import diagnoser as _diagnoser, answers_agree as _close
 
 # %% auto #0
-__all__ = ['tokenize', 'vocabulary', 'vocab_overlap', 'oov_rate', 'unigram_distribution', 'kl_divergence', 'js_divergence',
-           'pad_from_error', 'domain_classifier_error', 'proxy_a_distance', 'shift_report', 'shift_matrix',
-           'shift_heatmap']
+__all__ = ['tokenize', 'vocabulary', 'label_log_odds', 'vocab_overlap', 'oov_rate', 'unigram_distribution', 'kl_divergence',
+           'js_divergence', 'pad_from_error', 'domain_classifier_error', 'proxy_a_distance', 'shift_report',
+           'shift_matrix', 'shift_heatmap']
 
 # %% ../nbs/01_concepts.ipynb #1255bce4
 _TOKEN_PATTERN = r"[^\W_]+"   # a run of letters or digits: word characters except the underscore
@@ -46,6 +46,28 @@ def _check_texts(texts, name: str) -> list[str]:
 def vocabulary(texts: list[str]) -> set[str]:
     "The set of token types that occur in `texts`."
     return {w for text in _check_texts(texts, "texts") for w in tokenize(text)}
+
+# %% ../nbs/01_concepts.ipynb #d3ee454f
+def label_log_odds(texts: list[str], labels, words: list[str], smoothing: float = 0.5) -> np.ndarray:
+    "Smoothed log-odds log((n₊(w) + s) / (n₋(w) + s)) of a positive label among the texts that contain each word."
+    texts = _check_texts(texts, "texts")
+    if isinstance(labels, (str, bytes)):
+        raise TypeError("labels must be a sequence of 0/1 labels, one per text")
+    labels = np.asarray(list(labels))
+    if labels.shape != (len(texts),):
+        raise ValueError(f"labels must hold one label per text ({len(texts)}); got shape {labels.shape}")
+    if labels.size and not np.isin(labels, (0, 1)).all():
+        raise ValueError("labels must be 0 (negative) or 1 (positive)")
+    if isinstance(words, str) or not isinstance(words, (list, tuple)) or not all(isinstance(w, str) for w in words):
+        raise TypeError("words must be a list of str")
+    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not smoothing > 0:
+        raise ValueError(f"smoothing must be a positive number; got {smoothing!r}")
+    present = {1: Counter(), 0: Counter()}
+    for text, label in zip(texts, labels):
+        present[int(label)].update(set(tokenize(text)))
+    pos = np.array([present[1][w] for w in words], dtype=float)
+    neg = np.array([present[0][w] for w in words], dtype=float)
+    return np.log((pos + smoothing) / (neg + smoothing))
 
 # %% ../nbs/01_concepts.ipynb #0bc81d25
 _WORD_POOL = ("the", "The", "plot", "PLOT", "plot.", "twist", "battery", "Battery,", "lid", "dose", "shares",

@@ -367,8 +367,8 @@ def load_domain_dataset(name: str, split: str = "train", n: int | None = None, s
 # %% ../nbs/91_data.ipynb #c9afc57a
 def texts_and_labels(data) -> tuple[list[str], np.ndarray]:
     "The `(texts, labels)` of a list of review dicts or a `datasets.Dataset`."
-    if hasattr(data, "column_names"):
-        return list(data["text"]), np.asarray(data["label"], dtype=int)
+    if hasattr(data, "column_names"):   # [:] gives a list at once; iterating a datasets Column is slow
+        return list(data["text"][:]), np.asarray(data["label"][:], dtype=int)
     if not isinstance(data, (list, tuple)) or (data and not isinstance(data[0], dict)):
         raise TypeError(f"data must be a list of dicts with 'text' and 'label' or a datasets.Dataset; got {type(data).__name__}")
     return [r["text"] for r in data], np.asarray([r["label"] for r in data], dtype=int)
@@ -679,32 +679,43 @@ def _label_names(neutral: bool) -> list[str]:
     return ["negative", "positive", "neutral"] if neutral else ["negative", "positive"]
 
 
-def _dataset(cols: dict[str, list], label_names: list[str] | None):
-    "A `datasets.Dataset` of `cols`, whose `label` is a `ClassLabel` over `label_names` (a plain int when `None`)."
+def _dataset(cols, label_names: list[str] | None):
+    "A `datasets.Dataset` of `cols` (a dict of lists or a pyarrow table) whose `label` is a `ClassLabel` over `label_names` (a plain int when `None`)."
     import pyarrow as pa
-    from datasets import ClassLabel, Dataset, Features, Value
-    features = Features.from_arrow_schema(pa.table(cols).schema)
+    from datasets import ClassLabel, Dataset, DatasetInfo, Features, Value
+    table = cols if isinstance(cols, pa.Table) else pa.table(cols)
+    features = Features.from_arrow_schema(table.schema)
     features["label"] = ClassLabel(names=label_names) if label_names else Value("int64")
-    return Dataset.from_dict(cols, features=features)
+    return Dataset(table.replace_schema_metadata(None), info=DatasetInfo(features=features))
+
+
+def _labels(name: str, scores: np.ndarray, neutral: bool) -> np.ndarray:
+    "The label of each score: 1 positive, 0 negative, 2 neutral (kept with `neutral`), -9 dropped."
+    if name in _VADER_FILES:   # the mean rating: ≥ +0.5 positive, ≤ −0.5 negative (`vader_label`)
+        pos, neg = scores >= 0.5, scores <= -0.5
+    elif name == "zh_reviews":
+        pos, neg = scores > 0, scores <= 0
+    else:                      # drugs: −1 / 0 / +1
+        pos, neg = scores > 0, scores < 0
+    return np.where(pos, 1, np.where(neg, 0, 2 if neutral else -9))
 
 
 def _labelled_dataset(name: str, table, neutral: bool):
-    cols = table.to_pydict()
+    "The cached table as a Dataset with `text`, `label`, `score`, `domain` first (vectorised: no row loops)."
+    import pyarrow as pa
+    n = table.num_rows
     if not CORPORA[name].labelled:
-        n = len(cols["text"])
-        return _dataset({"text": cols.pop("text"), "label": [-1] * n, "score": [float("nan")] * n,
-                         "domain": [name] * n, **cols}, label_names=None)
-    if name in _VADER_FILES:
-        labels = [vader_label(s, neutral) for s in cols["score"]]
-    else:  # drugs: -1/0/+1; Chinese reviews: 0/1
-        labels = [1 if s > 0 else (0 if s < 0 or name == "zh_reviews" else (2 if neutral else None))
-                  for s in cols["score"]]
-    keep = [i for i, y in enumerate(labels) if y is not None]
-    cols = {k: [v[i] for i in keep] for k, v in cols.items()}
-    cols["label"] = [labels[i] for i in keep]
-    cols["domain"] = [name] * len(keep)
-    order = ["text", "label", "score", "domain"] + [k for k in cols if k not in ("text", "label", "score", "domain")]
-    return _dataset({k: cols[k] for k in order}, _label_names(neutral))
+        rest = [c for c in table.column_names if c != "text"]
+        return _dataset(pa.table({"text": table.column("text"), "label": pa.array(np.full(n, -1)),
+                                  "score": pa.array(np.full(n, np.nan)), "domain": pa.array([name] * n),
+                                  **{c: table.column(c) for c in rest}}), label_names=None)
+    labels = _labels(name, table.column("score").to_numpy(), neutral)
+    keep = labels != -9
+    table = table.filter(pa.array(keep))
+    rest = [c for c in table.column_names if c not in ("text", "score")]
+    return _dataset(pa.table({"text": table.column("text"), "label": pa.array(labels[keep]),
+                              "score": table.column("score"), "domain": pa.array([name] * int(keep.sum())),
+                              **{c: table.column(c) for c in rest}}), _label_names(neutral))
 
 
 def _stand_in(name: str, neutral: bool, reason: str):
@@ -757,9 +768,10 @@ def corpus_info(names: tuple[str, ...] | list[str] | None = None):
                          "citation": src.citation, "status": str(e)[:80]})
             continue
         zh = name.startswith("zh_")
-        lengths = [len(t) if zh else len(t.split()) for t in ds["text"]]
-        labels = np.asarray(ds["label"])
-        keys = [_text_key(t) for t in ds["text"]]
+        texts = ds["text"][:]            # a list: iterating a datasets Column row by row is slow
+        lengths = [len(t) if zh else len(t.split()) for t in texts]
+        labels = np.asarray(ds["label"][:])
+        keys = [_text_key(t) for t in texts]
         by_text: dict[str, set] = {}
         for k, y in zip(keys, labels.tolist()):
             by_text.setdefault(k, set()).add(y)
@@ -787,12 +799,12 @@ def _split_of(name: str, key: str, source_split: str | None = None) -> str:
 
 def _split_rows(ds, name: str, split: str) -> list[int]:
     "Rows of `split`: the first occurrence of each text (case and spacing ignored), none whose copies disagree on the label."
-    keys = [_text_key(t) for t in ds["text"]]        # duplicates share a split, so none can leak into the test set
-    labels = ds["label"] if "label" in ds.column_names else [0] * len(ds)
+    keys = [_text_key(t) for t in ds["text"][:]]     # duplicates share a split, so none can leak into the test set
+    labels = ds["label"][:] if "label" in ds.column_names else [0] * len(ds)
     seen_labels: dict[str, set] = {}
     for k, y in zip(keys, labels):
         seen_labels.setdefault(k, set()).add(y)
-    sources = ds["split"] if "split" in ds.column_names else [None] * len(ds)
+    sources = ds["split"][:] if "split" in ds.column_names else [None] * len(ds)
     rows, taken = [], set()
     for i, (k, s) in enumerate(zip(keys, sources)):
         if k in taken or len(seen_labels[k]) > 1:
@@ -834,4 +846,4 @@ def corpus_unlabeled(name: str, n: int, seed: int = 0) -> list[str]:
     rows = _split_rows(ds, name, "train")
     if n < len(rows):
         rows = sorted(np.random.default_rng(seed).choice(rows, size=n, replace=False).tolist())
-    return [ds[int(i)]["text"] for i in rows] if len(rows) < 50 else list(ds.select(rows)["text"])
+    return ds.select(rows)["text"][:]

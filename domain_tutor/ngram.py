@@ -276,9 +276,10 @@ def _as_sentences(sentences, name: str = "sentences") -> list[list[str]]:
         for i, sent in enumerate(out):           # only on failure: find the culprit and name it
             if not isinstance(sent, (list, tuple)):
                 raise ValueError(f"{name}[{i}] must be a list of str tokens or a str; got {type(sent).__name__}")
-            bad = next((t for t in sent if not isinstance(t, str)), None)
-            if bad is not None:
-                raise ValueError(f"{name}[{i}] must hold str tokens; found {type(bad).__name__} {bad!r}")
+            for j, token in enumerate(sent):
+                if not isinstance(token, str):
+                    raise TypeError(f"{name}[{i}] must hold str tokens; {name}[{i}][{j}] is "
+                                    f"{type(token).__name__} {token!r}")
     return out
 
 
@@ -326,6 +327,17 @@ def _check_int(value, name: str, least: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
         raise ValueError(f"{name} must be an int >= {least}; got {value!r}")
     return int(value)
+
+
+def _check_seed(seed):
+    "`seed` for `np.random.default_rng`: None, an int >= 0 or a numpy Generator; else an error naming `seed`."
+    if seed is None or isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be None, an int >= 0 or a numpy Generator; got {type(seed).__name__} {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be an int >= 0; got {seed!r}")
+    return int(seed)
 
 
 class NGramLM:
@@ -528,10 +540,16 @@ class NGramLM:
         "Sample `n_words` tokens after `context`; a sampled `</s>` ends a sentence and the next word starts a new one."
         self._require_fitted()
         n_words = _check_int(n_words, "n_words", 0)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(_check_seed(seed))
         ctx, out, all_ids = self._context_ids(context), [], np.arange(self.vocab_size)
         for _ in range(n_words):
-            p = self._probs(np.repeat(ctx[None, :], self.vocab_size, axis=0), all_ids)
+            try:
+                p = self._probs(np.repeat(ctx[None, :], self.vocab_size, axis=0), all_ids)
+            except ValueError:                          # only MLE raises: 0/0 after a context never seen
+                raise ValueError(f"generate: the MLE distribution after the context {self._decode_context(ctx)} is "
+                                 "undefined (0/0: that context never occurs in training). Start from a context seen "
+                                 "in training, or sample from a smoothed model (smoothing='kneser_ney', 'add_k' or "
+                                 "'laplace')") from None
             w = int(rng.choice(self.vocab_size, p=p / p.sum()))
             out.append(str(self._vocab[w]))
             if self.order > 1:

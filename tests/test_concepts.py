@@ -1,5 +1,6 @@
 """Chapter 01 (domain_tutor.concepts): the shift measures against reference libraries and hand-computed values,
-the shift report's ordering on the built-in corpus, bad inputs, and every exercise with its reference and a typical mistake."""
+their behaviour on the five real English corpora (orderings with margins that held at several seeds and sizes),
+bad inputs, and every exercise with its reference and a typical mistake."""
 import math
 import re
 from collections import Counter
@@ -11,10 +12,10 @@ from hypothesis import strategies as st
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy
 
-from domain_tutor.concepts import (domain_classifier_error, js_divergence, kl_divergence, oov_rate, pad_from_error,
-                                   proxy_a_distance, shift_matrix, shift_report, tokenize, unigram_distribution,
-                                   vocab_overlap, vocabulary)
-from domain_tutor.data import load_unlabeled
+from domain_tutor.concepts import (domain_classifier_error, js_divergence, kl_divergence, label_log_odds, oov_rate,
+                                   pad_from_error, proxy_a_distance, shift_matrix, shift_report, tokenize,
+                                   unigram_distribution, vocab_overlap, vocabulary)
+from domain_tutor.data import ENGLISH_CORPORA, load_corpus
 from domain_tutor.exercises import check, get_exercise, list_exercises
 
 WORDS = ["the", "The", "plot", "PLOT!", "battery", "lid,", "dose", "it's", "5-star", "great", "Great."]
@@ -171,27 +172,87 @@ def test_proxy_a_distance_rejects_bad_arguments():
         proxy_a_distance(x, x + 1, n_splits=1)
 
 
-# ---------------------------------------------------------------- shift report
+# ---------------------------------------------------------------- label log-odds
+
+def test_label_log_odds_counts_texts_not_occurrences():
+    texts, labels = ["a great plot", "great, GREAT", "a dull plot", "dull"], [1, 1, 0, 0]
+    np.testing.assert_allclose(label_log_odds(texts, labels, ["great", "dull", "plot", "zebra"]),
+                               [math.log(5), -math.log(5), 0.0, 0.0])
+    assert label_log_odds(texts, labels, ["great"], smoothing=1)[0] == pytest.approx(math.log(3))
+    with pytest.raises(ValueError, match="labels must hold one label per text"):
+        label_log_odds(texts, [1, 0], ["a"])
+    with pytest.raises(ValueError, match="labels must be 0"):
+        label_log_odds(texts, [1, 2, 0, 0], ["a"])
+    with pytest.raises(TypeError, match="words"):
+        label_log_odds(texts, labels, "great")
+    with pytest.raises(ValueError, match="smoothing"):
+        label_log_odds(texts, labels, ["a"], smoothing=0)
+
+
+# ---------------------------------------------------------------- the real corpora
+
+def _first_tokens(texts, n_tokens):
+    out, total = [], 0
+    for text in texts:
+        if total >= n_tokens:
+            break
+        out.append(text)
+        total += len(tokenize(text))
+    return out
+
 
 @pytest.fixture(scope="module")
-def report():
-    samples = {d: load_unlabeled(d, 200, seed=0) for d in ("books", "dvd", "electronics", "kitchen", "clinical")}
+def corpora():
+    return {d: load_corpus(d).shuffle(seed=0) for d in ENGLISH_CORPORA}
+
+
+@pytest.fixture(scope="module")
+def report(corpora):
+    movies = corpora["movies"]["text"]
+    half = len(movies) // 2
+    samples = {d: _first_tokens(movies[:half] if d == "movies" else ds["text"], 4000) for d, ds in corpora.items()}
+    samples["control"] = _first_tokens(movies[half:], 4000)          # a second, disjoint sample of movies
     return shift_report(samples, show=False)
 
 
 def test_shift_report_is_tidy(report):
     assert list(report.columns) == ["source", "target", "vocab_overlap", "oov_rate", "js_divergence"]
-    assert len(report) == 5 * 4 and not (report["source"] == report["target"]).any()
+    assert len(report) == 6 * 5 and not (report["source"] == report["target"]).any()
 
 
-def test_shift_report_orders_near_before_far(report):
-    js = shift_matrix(report, "js_divergence")
-    assert js.loc["books", "dvd"] < js.loc["books", "kitchen"] < js.loc["books", "clinical"]
-    assert js.loc["electronics", "kitchen"] < js.loc["electronics", "books"]
-    overlap = shift_matrix(report, "vocab_overlap")
-    assert overlap.loc["books", "dvd"] > overlap.loc["books", "clinical"]
+def test_a_second_sample_of_the_same_domain_is_closest(report):
+    js, overlap = shift_matrix(report, "js_divergence"), shift_matrix(report, "vocab_overlap")
+    others = [d for d in ENGLISH_CORPORA if d != "movies"]
+    assert js.loc["movies", "control"] < min(js.loc["movies", d] for d in others) - 0.05
+    assert overlap.loc["movies", "control"] > max(overlap.loc["movies", d] for d in others) + 0.02
+    assert min(js.loc["movies", "tweets"], js.loc["movies", "drugs"]) > js.loc["movies", "products"]
     np.testing.assert_allclose(js.to_numpy(), js.to_numpy().T)
     assert np.allclose(np.diag(js), 0) and np.allclose(np.diag(overlap), 1)
+
+
+def test_a_movies_model_is_best_at_home(corpora):
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    movies = corpora["movies"]
+    vec = CountVectorizer(tokenizer=tokenize, token_pattern=None, lowercase=False)
+    clf = LogisticRegression(max_iter=2000).fit(vec.fit_transform(movies["text"][:2000]), movies["label"][:2000])
+    acc = {d: clf.score(vec.transform(ds["text"][-400:]), ds["label"][-400:]) for d, ds in corpora.items()}
+    for d in ("tweets", "editorials"):
+        assert acc["movies"] > acc[d] + 0.04, acc
+
+
+def test_proxy_a_distance_on_word_presence_separates_domains_not_samples(corpora):
+    from sklearn.feature_extraction.text import CountVectorizer
+    def presence(a, b):
+        vec = CountVectorizer(tokenizer=tokenize, token_pattern=None, lowercase=False, max_features=300, binary=True)
+        vec.fit(a + b)
+        return vec.transform(a).toarray(), vec.transform(b).toarray()
+    movies = corpora["movies"]["text"]
+    a, control = movies[:100], movies[len(movies) // 2:len(movies) // 2 + 100]
+    same = proxy_a_distance(*presence(a, control))
+    assert same < 0.35
+    assert proxy_a_distance(*presence(a, corpora["editorials"]["text"][:100])) > same + 0.4
+    assert proxy_a_distance(*presence(a, corpora["drugs"]["text"][:100])) > 1.4
 
 
 def test_shift_report_plots_and_rejects_bad_input(report):

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nltk.lm import MLE, Laplace, Lidstone
 
-from domain_tutor.data import load_unlabeled
+from domain_tutor.data import ENGLISH_CORPORA, corpus_split, load_corpus
 from domain_tutor.exercises import check, list_exercises
 from domain_tutor.ngram import (BOS, EOS, UNK, NeuralLM, NGramLM, count_ngrams, fit_lambda, interpolate,
                                 mixture_perplexity, next_token_distribution, sequence_log_prob, split_sentences,
@@ -173,36 +173,90 @@ def test_interpolation_sums_to_one_and_fit_lambda_is_optimal():
     assert mixture_perplexity(list(pa), list(pb), lam) == pytest.approx(interpolate(a, b, lam).perplexity(HELD))
 
 
-def test_domain_shift_raises_perplexity_and_interpolation_recovers():
-    books = split_sentences(load_unlabeled("books", 300, seed=0))
-    kitchen = split_sentences(load_unlabeled("kitchen", 30, seed=0))
-    held, test = (split_sentences(load_unlabeled("kitchen", n, seed=s)) for n, s in ((60, 1), (100, 2)))
-    vocab = {w for s in books + kitchen for w in s}
-    src, tgt = NGramLM(3, vocab=vocab).fit(books), NGramLM(3, vocab=vocab).fit(kitchen)
-    assert src.perplexity(test) > 2 * src.perplexity(split_sentences(load_unlabeled("books", 100, seed=2)))
-    lam = fit_lambda(tgt, src, held)
+def _first_tokens(sentences, n_tokens):
+    ends = np.cumsum([len(x) + 1 for x in sentences])
+    return sentences[:int(np.searchsorted(ends, n_tokens)) + 1]
+
+
+@pytest.fixture(scope="module")
+def real():
+    "Real text (chapter 91's corpora): per corpus, ~20k training tokens and ~4k dev and test tokens (70/10/20 split)."
+    out = {}
+    for name in ENGLISH_CORPORA:
+        out[name] = {part: _first_tokens(split_sentences(corpus_split(name, split)["text"]),
+                                         20_000 if part == "train" else 4_000)
+                     for part, split in (("train", "train"), ("dev", "validation"), ("test", "test"))}
+    return out
+
+
+def test_real_text_perplexity_is_in_the_hundreds_not_single_digits(real):
+    for name in ("movies", "drugs"):
+        ppl = [NGramLM(n, "kneser_ney", min_count=2).fit(real[name]["train"]).perplexity(real[name]["test"])
+               for n in (1, 2, 3)]
+        assert 50 <= ppl[2] <= 5000, (name, ppl)
+        assert ppl[1] < ppl[0] and ppl[2] < 1.1 * ppl[1]
+
+
+def test_kneser_ney_beats_the_best_add_k_on_real_text(real):
+    for name in ("movies", "tweets"):
+        train, dev, test = real[name]["train"], real[name]["dev"], real[name]["test"]
+        add_k = NGramLM(3, "add_k", min_count=2).fit(train)
+        scores = []
+        for k in np.logspace(-4, 0, 9):
+            add_k.k = float(k)
+            scores.append((add_k.perplexity(dev), add_k.perplexity(test)))
+        kn = NGramLM(3, "kneser_ney", min_count=2).fit(train).perplexity(test)
+        assert kn <= 1.05 * min(t for _, t in scores)                  # even against k chosen on the test set
+        assert kn <= 1.05 * min(scores)[1]                              # and against k chosen on dev text
+
+
+def test_min_count_lowers_perplexity_without_a_better_model(real):
+    ppl = [NGramLM(3, min_count=m).fit(real["movies"]["train"]).perplexity(real["movies"]["test"]) for m in (1, 2, 3, 5)]
+    assert all(a > b for a, b in zip(ppl, ppl[1:]))
+
+
+def test_in_domain_perplexity_is_lowest_for_most_corpora(real):
+    names = list(ENGLISH_CORPORA)
+    trains = {d: _first_tokens(real[d]["train"], 12_000) for d in names}
+    vocab = {w for w, c in Counter(w for t in trains.values() for s in t for w in s).items() if c >= 2}
+    lms = {d: NGramLM(3, vocab=vocab).fit(t) for d, t in trains.items()}
+    wins = [d for d in names if lms[d].perplexity(real[d]["test"]) == min(lms[t].perplexity(real[d]["test"]) for t in names)]
+    assert len(wins) >= 4, wins
+
+
+def test_interpolation_beats_source_and_target_on_real_text(real):
+    target = "products"
+    source = [s for d in ENGLISH_CORPORA if d != target for s in _first_tokens(real[d]["train"], 12_000)]
+    small = _first_tokens(real[target]["train"], 3_000)
+    vocab = {w for w, c in Counter(w for s in source + small for w in s).items() if c >= 2}
+    src, tgt = NGramLM(3, vocab=vocab).fit(source), NGramLM(3, vocab=vocab).fit(small)
+    pooled = NGramLM(3, vocab=vocab).fit(source).update(small)
+    test = real[target]["test"]
+    lam = fit_lambda(tgt, src, real[target]["dev"])
     assert 0 < lam < 1
-    assert interpolate(tgt, src, lam).perplexity(test) < min(src.perplexity(test), tgt.perplexity(test))
+    mixed = interpolate(tgt, src, lam).perplexity(test)
+    assert mixed < min(src.perplexity(test), tgt.perplexity(test))
+    assert pooled.perplexity(test) < src.perplexity(test)
 
 
 # ---------------------------------------------------------------- neural LM
 
 @pytest.fixture(scope="module")
-def books_neural():
-    "A neural LM and a unigram model trained on the same books sentences and vocabulary, and held-out books text."
-    train = split_sentences(load_unlabeled("books", 200, seed=0))
-    held = split_sentences(load_unlabeled("books", 60, seed=1))
-    vocab = {w for s in train for w in s}
+def movies_neural():
+    "A neural LM and a unigram model trained on the same movies sentences and vocabulary, and held-out movies text."
+    texts = load_corpus("movies")["text"]
+    train, held = split_sentences(texts[:800]), split_sentences(texts[-200:])
+    vocab = {w for w, c in Counter(w for s in train for w in s).items() if c >= 5}
     model, history = train_neural_lm(train, vocab=vocab, order=3, epochs=3, heldout=held, seed=0, device="cpu",
                                      progress=False)
     return model, NGramLM(1, "kneser_ney", vocab=vocab).fit(train), held, history
 
 
-def test_neural_lm_beats_the_unigram_model_on_heldout_text(books_neural):
-    model, unigram, held, history = books_neural
+def test_neural_lm_beats_the_unigram_model_on_heldout_text(movies_neural):
+    model, unigram, held, history = movies_neural
     assert model.vocab == unigram.vocab
     assert len(model.token_probs(held)) == len(unigram.token_probs(held))          # the same predicted tokens
-    assert model.perplexity(held) < 0.25 * unigram.perplexity(held)
+    assert model.perplexity(held) < unigram.perplexity(held)
     assert history["heldout_loss"][-1] < history["heldout_loss"][0]
     assert model.perplexity(held) == pytest.approx(math.exp(history["heldout_loss"][-1]), rel=1e-9)
 
@@ -299,7 +353,6 @@ def test_sequence_log_prob_of_a_causal_lm_equals_its_loss():
     (lambda: NGramLM(min_count=0), "min_count"),
     (lambda: NGramLM().fit([]), "sentences is empty"),
     (lambda: NGramLM().fit("a b c"), "sentences must be an iterable"),
-    (lambda: NGramLM().fit([["a", 1]]), r"sentences\[0\] must hold str tokens"),
     (lambda: NGramLM().fit([["a"], 5]), r"sentences\[1\] must be"),
     (lambda: NGramLM().fit([["a", "</s>"]]), "'</s>'"),
     (lambda: NGramLM().perplexity([["a"]]), "not fitted"),
@@ -336,7 +389,21 @@ def test_bad_input_raises_value_error_naming_the_argument(make, match):
         make()
 
 
+def test_generate_checks_its_arguments_and_explains_mle_gaps():
+    lm = NGramLM(2).fit([["a", "b"]])
+    with pytest.raises(TypeError, match="seed must be"):
+        lm.generate(3, seed="x")
+    with pytest.raises(ValueError, match="seed must be an int >= 0"):
+        lm.generate(3, seed=-1)
+    assert lm.generate(5, seed=np.random.default_rng(2)) == lm.generate(5, seed=2)
+    with pytest.raises(ValueError, match="smoothed model"):
+        NGramLM(2, "mle").fit([["a", "b"]]).generate(3, context=("zebra",))
+
+
 @pytest.mark.parametrize("make, match", [
+    (lambda: NGramLM().fit([["a", 1]]), r"sentences\[0\] must hold str tokens"),
+    (lambda: NGramLM(2).fit([["a", None]]), r"sentences\[0\] must hold str tokens"),
+    (lambda: NGramLM(2).fit([["a"], ["b", b"c"]]), r"sentences\[1\]\[1\]"),
     (lambda: next_token_distribution("not numbers"), "logits"),
     (lambda: sequence_log_prob([[1.0, 2.0]], [0.5]), "targets"),
 ])

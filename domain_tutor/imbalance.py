@@ -28,10 +28,25 @@ _STRINGS = ("auto", "minority", "majority", "not minority", "not majority", "all
 
 
 def _labels(y) -> np.ndarray:
-    "`y` as a non-empty 1-D array; a ValueError naming `y` otherwise."
+    """`y` as a non-empty 1-D array of class labels (integers or strings); a ValueError naming `y` otherwise: NaN,
+    None, continuous values and a mix of strings and numbers are refused (imbalanced-learn's `check_target_type`)."""
     y = np.asarray(y)
     if y.ndim != 1 or y.size == 0:
         raise ValueError(f"y must be a non-empty 1-D sequence of labels; got shape {y.shape}")
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all():
+            raise ValueError("y contains NaN or infinity; class labels must be integers or strings")
+        if (y != np.floor(y)).any():
+            raise ValueError(f"y holds continuous values (e.g. {y[y != np.floor(y)][:1].tolist()[0]!r}): samplers "
+                             "and class weights need class labels (integers or strings), not a regression target")
+    elif y.dtype.kind == "O":
+        kinds = {"str" if isinstance(v, str) else "none" if v is None else "num" for v in y.tolist()}
+        if "none" in kinds:
+            raise ValueError("y contains None; class labels must be integers or strings")
+        if len(kinds) > 1:
+            raise ValueError("y mixes string and number labels; use one type for all labels")
+    elif y.dtype.kind not in "iubUS":
+        raise TypeError(f"y must hold integer or string class labels; got dtype {y.dtype}")
     return y
 
 
@@ -91,15 +106,19 @@ class _BaseSampler:
         raise NotImplementedError
 
     def fit_resample(self, X, y):
-        "`(X_resampled, y_resampled)`; `X` is a list (e.g. of texts) or an array with one row per label."
+        """`(X_resampled, y_resampled)`; `X` is a list (e.g. of texts) or an array with one row per label. As in
+        imbalanced-learn, a list comes back as a list, and `y` needs at least two classes."""
+        y_is_list = isinstance(y, list)
         y = _labels(y)
+        if np.unique(y).size < 2:
+            raise ValueError(f"y needs more than 1 class to resample; got 1 class ({y[:1].tolist()[0]!r})")
         if not hasattr(X, "__len__") or len(X) != len(y):
             raise ValueError(f"X must have one row per label: len(X)={len(X) if hasattr(X, '__len__') else '?'}, len(y)={len(y)}")
         self.targets_ = _target_counts(y, self.sampling_strategy, self._over)
         idx = self._indices(y, np.random.default_rng(self.random_state))
         self.sample_indices_ = idx
         Xr = [X[i] for i in idx] if isinstance(X, (list, tuple)) else np.asarray(X)[idx]
-        return Xr, y[idx]
+        return Xr, (y[idx].tolist() if y_is_list else y[idx])
 
 
 class RandomOverSampler(_BaseSampler):

@@ -32,6 +32,56 @@ def _as_1d(x, name: str) -> np.ndarray:
     return a
 
 
+def _label_kind(a: np.ndarray, name: str) -> str:
+    """'str' or 'num': the kind of the class labels in `a`. NaN, infinity, None, continuous values and a mix of
+    strings and numbers raise a ValueError naming `name` (scikit-learn's `type_of_target` refuses them too)."""
+    kind = a.dtype.kind
+    if kind == "S" or kind == "O" and any(isinstance(v, bytes) for v in a.tolist()):
+        raise TypeError(f"{name}: Support for labels represented as bytes is not supported; decode them to str")
+    if kind == "U":
+        return "str"
+    if kind in "iub":
+        return "num"
+    if kind == "f":
+        if np.isnan(a).any():
+            raise ValueError(f"{name} contains NaN; class labels must be integers or strings")
+        if np.isinf(a).any():
+            raise ValueError(f"{name} contains infinity; class labels must be integers or strings")
+        frac = a != np.floor(a)
+        if frac.any():
+            raise ValueError(f"{name} holds continuous values (e.g. {a[frac][:1].tolist()[0]!r}); class labels must be integers "
+                             "or strings — threshold scores before computing a classification metric")
+        return "num"
+    if kind == "O":
+        kinds = set()
+        for v in a:
+            if v is None:
+                raise ValueError(f"{name} contains None; class labels must be integers or strings")
+            if isinstance(v, str):
+                kinds.add("str")
+            elif isinstance(v, (bool, np.bool_, int, np.integer)):
+                kinds.add("num")
+            elif isinstance(v, (float, np.floating)):
+                _label_kind(np.array([v], dtype=float), name)
+                kinds.add("num")
+            else:
+                raise TypeError(f"{name} must hold integer or string labels; got a {type(v).__name__}")
+        if len(kinds) > 1:
+            raise ValueError(f"{name} mixes string and number labels; use one type for all labels")
+        return kinds.pop() if kinds else "num"
+    raise TypeError(f"{name} must hold integer or string labels; got dtype {a.dtype}")
+
+
+def _check_labels(y_true, y_pred, name_pred: str = "y_pred") -> tuple[np.ndarray, np.ndarray]:
+    "`_check_pair`, and both arrays hold valid class labels of one kind (all strings or all numbers)."
+    t, p = _check_pair(y_true, y_pred, name_pred)
+    kt, kp = _label_kind(t, "y_true"), _label_kind(p, name_pred)
+    if kt != kp:
+        raise ValueError(f"Mix of label types: y_true holds {'strings' if kt == 'str' else 'numbers'} and {name_pred} "
+                         f"{'strings' if kp == 'str' else 'numbers'} (e.g. {t[:1].tolist()[0]!r} and {p[:1].tolist()[0]!r}); use one type")
+    return t, p
+
+
 def _check_pair(y_true, y_pred, name_pred: str = "y_pred") -> tuple[np.ndarray, np.ndarray]:
     "Two 1-D arrays of the same length."
     t, p = _as_1d(y_true, "y_true"), _as_1d(y_pred, name_pred)
@@ -53,11 +103,15 @@ def _small_ints(*arrays: np.ndarray) -> tuple[int, int] | None:
 
 def _encode(y_true, y_pred, labels=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "Class indices of `y_true` and `y_pred` into `labels` (sorted present labels when None)."
-    t, p = _check_pair(y_true, y_pred)
+    t, p = _check_labels(y_true, y_pred)
+    given = labels is not None
     if labels is not None:
         labels = _as_1d(labels, "labels")
         if labels.size == 0:
-            raise ValueError("labels must not be empty")
+            raise ValueError("labels must not be empty: 'labels' should contain at least one label.")
+        if _label_kind(labels, "labels") != _label_kind(t, "y_true"):
+            raise ValueError(f"labels and y_true must hold the same type of label; got {labels[:5].tolist()} "
+                             f"and {t[:5].tolist()}")
         if np.unique(labels).size != labels.size:
             raise ValueError(f"labels must not repeat a value; got {labels.tolist()}")
     rng_ = _small_ints(t, p)
@@ -87,6 +141,9 @@ def _encode(y_true, y_pred, labels=None) -> tuple[np.ndarray, np.ndarray, np.nda
         i = np.clip(np.searchsorted(sorted_labels, a), 0, sorted_labels.size - 1)
         bad = sorted_labels[i] != a
         if bad.any():
+            if not given:
+                raise ValueError(f"y_true and y_pred hold labels that cannot be sorted or compared: "
+                                 f"{a[bad][:5].tolist()}")
             raise ValueError(f"labels must contain every label in y_true and y_pred; missing {np.unique(a[bad])[:5].tolist()}")
         out.append(order[i])
     return out[0], out[1], labels
@@ -101,7 +158,7 @@ def confusion_matrix(y_true, y_pred, labels=None) -> np.ndarray:
 
 def accuracy(y_true, y_pred) -> float:
     "The fraction of samples whose prediction equals the label."
-    t, p = _check_pair(y_true, y_pred)
+    t, p = _check_labels(y_true, y_pred)
     return float(np.count_nonzero(t == p) / t.size)
 
 # %% ../nbs/06_metrics.ipynb #97091172
@@ -299,18 +356,49 @@ register(Exercise(
 ));
 
 # %% ../nbs/06_metrics.ipynb #ef2d8c28
+def _undefined_metric_warning() -> type[Warning]:
+    "scikit-learn's UndefinedMetricWarning (a runtime dependency), so that filters written for it apply here too."
+    try:
+        from sklearn.exceptions import UndefinedMetricWarning
+    except ImportError:                                            # pragma: no cover
+        return UserWarning
+    return UndefinedMetricWarning
+
+
+def _default_pos_label(t: np.ndarray):
+    """scikit-learn's rule for `pos_label=None`: labels {0, 1}, {-1, 1} (or a subset, or booleans) make 1 the
+    positive class; any other labels need an explicit `pos_label`."""
+    classes = np.unique(t)
+    if classes.size > 2:
+        raise ValueError(f"y_true has {classes.size} classes {classes[:5].tolist()}: multiclass format is not "
+                         "supported by binary curves; pass pos_label to pick the positive class")
+    if t.dtype.kind == "b":
+        return True
+    if _label_kind(t, "y_true") == "num" and classes.size <= 2 and (
+            np.isin(classes, [0, 1]).all() or np.isin(classes, [-1, 1]).all()):
+        return 1
+    shown = "{" + ", ".join(repr(c) for c in classes[:5].tolist()) + "}"
+    raise ValueError(f"y_true takes value in {shown} and pos_label is not specified: either make y_true take value "
+                     "in {0, 1} or {-1, 1} or pass pos_label explicitly.")
+
+
 def _check_scores(y_true, y_score, pos_label=1) -> tuple[np.ndarray, np.ndarray]:
-    "Binary targets as a bool array (True = `pos_label`) and finite float scores of the same length."
+    """Binary targets as a bool array (True = `pos_label`; None: scikit-learn's default, 1 for labels {0, 1} or
+    {-1, 1}) and finite float scores of the same length."""
     t, s = _check_pair(y_true, y_score, "y_score")
+    _label_kind(t, "y_true")
     s = s.astype(float, copy=False) if s.dtype.kind in "iufb" else None
     if s is None:
         raise ValueError("y_score must be numeric")
     if not np.isfinite(s).all():
         raise ValueError("y_score must be finite (no NaN or infinity)")
+    if pos_label is None:
+        pos_label = _default_pos_label(t)
     pos = t == pos_label
     rest = t[~pos]
     if rest.size and not (rest == rest[0]).all():
-        raise ValueError(f"y_true must be binary (pos_label={pos_label!r} and one other label); "
+        raise ValueError(f"y_true must be binary (pos_label={pos_label!r} and one other label), multiclass format "
+                         "is not supported; "
                          f"got labels {np.unique(t)[:5].tolist()}")
     return pos, s
 
@@ -326,15 +414,22 @@ def _binary_clf_curve(pos: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.nd
     return fps, tps, s_sorted[idx]
 
 
-def roc_curve(y_true, y_score, pos_label=1, drop_intermediate: bool = True):
+def roc_curve(y_true, y_score, pos_label=None, drop_intermediate: bool = True):
     """(fpr, tpr, thresholds), equal to scikit-learn's `roc_curve` with the same `drop_intermediate` (default True:
-    collinear points dropped). The first threshold is +inf, where nothing is predicted positive."""
+    collinear points dropped). The first threshold is +inf, where nothing is predicted positive. As in scikit-learn,
+    `pos_label=None` means 1 and needs labels {0, 1} or {-1, 1}; other labels need an explicit `pos_label`."""
     pos, s = _check_scores(y_true, y_score, pos_label)
     fps, tps, thr = _binary_clf_curve(pos, s)
     if drop_intermediate and fps.size > 2:
         keep = np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])
         fps, tps, thr = fps[keep], tps[keep], thr[keep]
     fps, tps, thr = np.r_[0, fps], np.r_[0, tps], np.r_[np.inf, thr]
+    if fps[-1] == 0:
+        warnings.warn("No negative samples in y_true, false positive value should be meaningless",
+                      _undefined_metric_warning(), stacklevel=2)
+    if tps[-1] == 0:
+        warnings.warn("No positive samples in y_true, true positive value should be meaningless",
+                      _undefined_metric_warning(), stacklevel=2)
     fpr = fps / fps[-1] if fps[-1] > 0 else np.full(fps.shape, np.nan)
     tpr = tps / tps[-1] if tps[-1] > 0 else np.full(tps.shape, np.nan)
     return fpr, tpr, thr
@@ -347,9 +442,12 @@ def _auc_from_counts(fps: np.ndarray, tps: np.ndarray) -> float:
     return twice / (2 * int(fps[-1]) * int(tps[-1]))
 
 
-def roc_auc(y_true, y_score, multi_class: str = "raise", pos_label=1) -> float:
+def roc_auc(y_true, y_score, multi_class: str = "raise", pos_label=None) -> float:
     """Area under the ROC curve: P(score of a random positive > that of a random negative) + ½ P(tie).
-    `multi_class="ovr"`: the unweighted mean of one-vs-rest AUCs over the columns of an (n, k) score matrix."""
+    Binary: the positive class is `pos_label`, or, when None, the greater of the two labels (scikit-learn's
+    `roc_auc_score`: 2 in {1, 2}, 'pos' in {'neg', 'pos'}). With one class in `y_true` the AUC is undefined: NaN and
+    an UndefinedMetricWarning (as scikit-learn ≥ 1.6). `multi_class="ovr"`: the unweighted mean of one-vs-rest AUCs
+    over the columns of an (n, k) matrix of class probabilities (rows summing to 1)."""
     if multi_class not in ("raise", "ovr"):
         raise ValueError(f"multi_class must be 'raise' or 'ovr'; got {multi_class!r}")
     score = np.asarray(y_score)
@@ -358,16 +456,34 @@ def roc_auc(y_true, y_score, multi_class: str = "raise", pos_label=1) -> float:
             raise ValueError("y_score has one column per class: pass multi_class='ovr'")
         if score.ndim != 2:
             raise ValueError(f"y_score must be (n_samples, n_classes) with multi_class='ovr'; got shape {score.shape}")
-        t = _as_1d(y_true, "y_true")
+        t, _ = _check_pair(y_true, score[:, 0], "y_score")
+        _label_kind(t, "y_true")
         classes = np.unique(t)
         if classes.size != score.shape[1]:
-            raise ValueError(f"y_score has {score.shape[1]} columns but y_true has {classes.size} classes")
+            raise ValueError(f"Number of classes in y_true not equal to the number of columns in 'y_score': y_score "
+                             f"has {score.shape[1]} columns but y_true has {classes.size} classes")
+        if score.dtype.kind not in "iufb" or not np.isfinite(score).all():
+            raise ValueError("y_score must be finite numbers (no NaN or infinity)")
+        if not np.allclose(score.sum(axis=1), 1.0):
+            raise ValueError("y_score must hold class probabilities for multi_class='ovr': each row must sum to 1 "
+                             "(apply a softmax to logits first)")
         return float(np.mean([roc_auc(t == c, score[:, j], pos_label=True) for j, c in enumerate(classes)]))
-    pos, s = _check_scores(y_true, score.ravel() if score.ndim == 2 else score, pos_label)
+    t, _ = _check_pair(y_true, score.ravel() if score.ndim == 2 else score, "y_score")
+    if pos_label is None:
+        _label_kind(t, "y_true")
+        classes = np.unique(t)
+        if classes.size > 2:
+            raise ValueError(f"y_true must be binary; got {classes.size} classes {classes[:5].tolist()}: for them "
+                             "`y_score` needs to be of shape `(n_samples, n_classes)`, with multi_class='ovr'")
+        pos_label = classes[-1]
+    pos, s = _check_scores(t, score.ravel() if score.ndim == 2 else score, pos_label)
     if pos.all() or not pos.any():
-        raise ValueError("Only one class present in y_true: ROC AUC is not defined")
+        warnings.warn("Only one class is present in y_true. ROC AUC score is not defined in that case.",
+                      _undefined_metric_warning(), stacklevel=2)
+        return float("nan")
     fps, tps, _ = _binary_clf_curve(pos, s)
     return _auc_from_counts(fps, tps)
+
 
 # %% ../nbs/06_metrics.ipynb #b6f1e5db
 def auc_by_pairs(y_true, y_score) -> float:
@@ -414,20 +530,29 @@ register(Exercise(
 ));
 
 # %% ../nbs/06_metrics.ipynb #7ec040f4
-def precision_recall_curve(y_true, y_score, pos_label=1):
+def precision_recall_curve(y_true, y_score, pos_label=None):
     """(precision, recall, thresholds) as scikit-learn's `precision_recall_curve` (drop_intermediate=False):
-    thresholds increasing, and a final point (precision 1, recall 0) without a threshold."""
+    thresholds increasing, and a final point (precision 1, recall 0) without a threshold. `pos_label=None` means 1
+    and needs labels {0, 1} or {-1, 1}, as in scikit-learn."""
     pos, s = _check_scores(y_true, y_score, pos_label)
     fps, tps, thr = _binary_clf_curve(pos, s)
     ps = tps + fps
     precision = np.zeros(tps.shape)
     np.divide(tps, ps, out=precision, where=ps != 0)
+    if tps[-1] == 0:
+        warnings.warn("No positive class found in y_true, recall is set to one for all thresholds.", stacklevel=2)
     recall = np.ones(tps.shape) if tps[-1] == 0 else tps / tps[-1]
     return np.r_[precision[::-1], 1.0], np.r_[recall[::-1], 0.0], thr[::-1]
 
 
 def average_precision(y_true, y_score, pos_label=1) -> float:
-    "AP = Σ_k (R_k − R_{k−1}) P_k over the distinct thresholds: the step-wise sum, not the trapezoid (as scikit-learn)."
+    """AP = Σ_k (R_k − R_{k−1}) P_k over the distinct thresholds: the step-wise sum, not the trapezoid (as
+    scikit-learn's `average_precision_score`, whose `pos_label` also defaults to 1)."""
+    t = _as_1d(y_true, "y_true")
+    _label_kind(t, "y_true")
+    present = np.unique(t)
+    if present.size == 2 and pos_label not in present.tolist():
+        raise ValueError(f"pos_label={pos_label!r} is not a valid label. It should be one of {present}")
     precision, recall, _ = precision_recall_curve(y_true, y_score, pos_label)
     return float(max(0.0, -np.sum(np.diff(recall) * precision[:-1])))
 
@@ -444,8 +569,15 @@ def _check_probs(y_true, probs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise ValueError("y_true must not be empty")
     if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1:
         raise ValueError("probs must lie in [0, 1] (no NaN or infinity)")
+    kind = _label_kind(t, "y_true")
     if p.ndim == 1:
+        if kind != "num" or not (np.isin(t, [0, 1]).all() or np.isin(t, [-1, 1]).all()):
+            raise ValueError(f"with 1-D probs (P(y = 1)) y_true must hold labels 0/1 (or -1/1), 1 the positive class; "
+                             f"got {np.unique(t)[:5].tolist()}")
         return p, (t == 1).astype(float)
+    if kind != "num" or t.min() < 0 or t.max() >= p.shape[1]:
+        raise ValueError(f"with (n, k) probs y_true must hold class indices in [0, {p.shape[1]}) (the columns of "
+                         f"probs); got {np.unique(t)[:5].tolist()}")
     pred = p.argmax(axis=1)
     return p[np.arange(p.shape[0]), pred], (pred == t).astype(float)
 

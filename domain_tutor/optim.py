@@ -378,16 +378,57 @@ register(Exercise(
 # %% ../nbs/03_optim.ipynb #e6b2eba2
 def _check_lr(lr) -> float:
     if torch.is_tensor(lr):
+        if lr.numel() != 1:
+            raise ValueError(f"lr must be a number or a one-element tensor; got a tensor of shape {tuple(lr.shape)}")
         lr = float(lr)
     return _check_number(lr, "lr")
 
 
-class SGD(torch.optim.Optimizer):
-    "SGD with heavy-ball momentum and L2 weight decay, written from scratch; matches `torch.optim.SGD`."
+# torch.optim keywords these optimisers accept only at torch's default value: they change what torch computes
+# (or how), and are not implemented here. Each group stores them, so that state_dicts load both ways.
+_SGD_EXTRAS = dict(dampening=0, nesterov=False, maximize=False, foreach=None, differentiable=False, fused=None)
+_ADAM_EXTRAS = dict(amsgrad=False, maximize=False, foreach=None, capturable=False, differentiable=False, fused=None)
 
-    def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
+
+def _is_default(key: str, value) -> bool:
+    "Whether `value` of torch's keyword `key` asks for nothing beyond what these optimisers do."
+    if key in ("foreach", "fused"):                 # how torch loops over tensors; results agree to rounding
+        return value is None or value is False
+    if key == "dampening":
+        return not isinstance(value, bool) and isinstance(value, (int, float)) and value == 0
+    return value is False
+
+
+def _check_extras(name: str, given: Mapping, extras: Mapping) -> dict:
+    "torch.optim's extra keywords at their defaults; a TypeError for unknown ones, a ValueError for other values."
+    unknown = set(given) - set(extras)
+    if unknown:
+        raise TypeError(f"{name}() got unexpected keyword argument(s) {sorted(unknown)}; it accepts {sorted(extras)} "
+                        "at torch's default values")
+    for key, value in given.items():
+        if not _is_default(key, value):
+            raise ValueError(f"{name}: {key}={value!r} is not implemented by this from-scratch optimiser (only "
+                             f"{key}={extras[key]!r}); use torch.optim.{name} for it")
+    return dict(extras)
+
+
+def _check_group(name: str, group: Mapping, extras: Mapping) -> None:
+    "A loaded state_dict may carry torch options this optimiser does not implement: refuse them at step time."
+    for key, default in extras.items():
+        if not _is_default(key, group.get(key, default)):
+            raise ValueError(f"{name}: param group has {key}={group[key]!r}, which this from-scratch optimiser does "
+                             f"not implement (only {key}={default!r}); use torch.optim.{name} for it")
+
+
+class SGD(torch.optim.Optimizer):
+    """SGD with heavy-ball momentum and L2 weight decay, written from scratch; matches `torch.optim.SGD`. torch's
+    other keywords (`dampening`, `nesterov`, `maximize`, `foreach`, `differentiable`, `fused`) are accepted at
+    their default values, so that the `state_dict` loads into `torch.optim.SGD` and back."""
+
+    def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0, **torch_defaults):
         defaults = dict(lr=_check_lr(lr), momentum=_check_number(momentum, "momentum", 0.0, 1.0, high_open=True),
-                        weight_decay=_check_number(weight_decay, "weight_decay"))
+                        weight_decay=_check_number(weight_decay, "weight_decay"),
+                        **_check_extras("SGD", torch_defaults, _SGD_EXTRAS))
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -398,6 +439,7 @@ class SGD(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            _check_group("SGD", group, _SGD_EXTRAS)
             lr, momentum, weight_decay = group["lr"], group["momentum"], group["weight_decay"]
             for p in group["params"]:
                 if p.grad is None:
@@ -417,13 +459,22 @@ class SGD(torch.optim.Optimizer):
 
 
 class Adam(torch.optim.Optimizer):
-    "Adam with bias correction and L2 weight decay (added to the gradient), written from scratch; matches `torch.optim.Adam`."
+    """Adam with bias correction and L2 weight decay (added to the gradient), written from scratch; matches
+    `torch.optim.Adam`, complex parameters included (updated as pairs of reals, as torch does). torch's other
+    keywords (`amsgrad`, `maximize`, `foreach`, `capturable`, `differentiable`, `fused`) are accepted at their
+    default values; `decoupled_weight_decay=True` is AdamW."""
     decoupled = False
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0):
+                 weight_decay: float = 0.0, decoupled_weight_decay: bool | None = None, **torch_defaults):
+        if decoupled_weight_decay is None:
+            decoupled_weight_decay = self.decoupled
+        if not isinstance(decoupled_weight_decay, bool):
+            raise ValueError(f"decoupled_weight_decay must be True or False; got {decoupled_weight_decay!r}")
         defaults = dict(lr=_check_lr(lr), betas=_check_betas(betas), eps=_check_number(eps, "eps"),
-                        weight_decay=_check_number(weight_decay, "weight_decay"))
+                        weight_decay=_check_number(weight_decay, "weight_decay"),
+                        **_check_extras(type(self).__name__, torch_defaults, _ADAM_EXTRAS),
+                        decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -434,22 +485,29 @@ class Adam(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            _check_group(type(self).__name__, group, _ADAM_EXTRAS)
             lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            decoupled = group.get("decoupled_weight_decay", self.decoupled)
             for p in group["params"]:
                 if p.grad is None:
                     continue
+                if p.grad.is_sparse:
+                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients, please consider "
+                                       "torch.optim.SparseAdam instead")
                 grad, state = p.grad, self.state[p]
                 if not state:
                     state["step"] = 0
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
+                state["step"] = int(state["step"]) + 1           # an int (torch keeps a tensor; both load)
                 t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
                 if weight_decay:
-                    if self.decoupled:
+                    if decoupled:
                         p.mul_(1 - lr * weight_decay)             # AdamW: θ ← θ − lr·λ·θ
                     else:
                         grad = grad.add(p, alpha=weight_decay)    # Adam + L2: g ← g + λθ
+                if torch.is_complex(p):                           # a complex number is a pair of reals: g², not g·g
+                    p, grad, m, v = (torch.view_as_real(x) for x in (p, grad, m, v))
                 m.lerp_(grad, 1 - beta1)                          # m ← β1 m + (1 − β1) g
                 v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
                 step_size = lr / (1 - beta1 ** t)                 # α / (1 − β1ᵗ) carries m's bias correction
@@ -463,8 +521,10 @@ class AdamW(Adam):
     decoupled = True
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.01):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+                 weight_decay: float = 0.01, **torch_defaults):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, decoupled_weight_decay=True,
+                         **torch_defaults)
+
 
 # %% ../nbs/03_optim.ipynb #042d5152
 def _check_schedule(step, warmup_steps, total_steps) -> None:

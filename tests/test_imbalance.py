@@ -204,3 +204,33 @@ def test_exercises_pass_with_references_and_there_are_five():
     for ex in exercises:
         assert check(ex.id, ex.reference, record=False, verbose=False).passed
         assert ex.hints and ex.diagnose is not None
+
+
+@pytest.mark.parametrize("sampler", ["RandomOverSampler", "RandomUnderSampler"])
+def test_samplers_refuse_what_imblearn_refuses(sampler):
+    # regression: continuous y (each float a class) and a single-class y passed silently; imbalanced-learn raises
+    import imblearn.over_sampling
+    import imblearn.under_sampling
+    ours = getattr(I, sampler)
+    theirs = getattr(imblearn.over_sampling if "Over" in sampler else imblearn.under_sampling, sampler)
+    X = np.arange(12.0).reshape(-1, 1)
+    for y, word in ((np.linspace(0, 1, 12), "continuous"), (np.zeros(12, int), "more than 1 class"),
+                    ([0, 1] * 5 + [np.nan, 1], "NaN"), (["a"] * 6 + [None] * 6, "None")):
+        with pytest.raises((ValueError, TypeError)):                   # imblearn: TypeError from numpy for None
+            theirs(random_state=0).fit_resample(X, y)
+        with pytest.raises(ValueError, match=word):
+            ours(random_state=0).fit_resample(X, y)
+
+
+@pytest.mark.parametrize("sampler", ["RandomOverSampler", "RandomUnderSampler"])
+def test_samplers_return_the_container_they_were_given(sampler):
+    # regression: a list y came back as an ndarray; imbalanced-learn returns list for list, array for array
+    import imblearn.over_sampling
+    import imblearn.under_sampling
+    theirs = getattr(imblearn.over_sampling if "Over" in sampler else imblearn.under_sampling, sampler)
+    X, y = np.arange(10.0).reshape(-1, 1), [0] * 7 + [1] * 3
+    for yy in (y, np.asarray(y)):
+        _, ours_y = getattr(I, sampler)(random_state=0).fit_resample(X, yy)
+        _, their_y = theirs(random_state=0).fit_resample(X, yy)
+        assert type(ours_y) is type(their_y)
+        assert sorted(ours_y) == sorted(their_y)

@@ -112,8 +112,8 @@ def test_roc_curve_and_auc():
             close(M.roc_auc(t, s), skm.roc_auc_score(t, s))
     for t in ([0, 0, 0], [1, 1, 1]):        # a single class: sklearn returns nan curves, AUC is undefined
         close(np.r_[M.roc_curve(t, [0.1, 0.5, 0.2])], np.r_[skm.roc_curve(t, [0.1, 0.5, 0.2])])
-        with pytest.raises(ValueError, match="one class"):
-            M.roc_auc(t, [0.1, 0.5, 0.2])
+        with pytest.warns(skm._classification.UndefinedMetricWarning, match="one class"):
+            assert math.isnan(M.roc_auc(t, [0.1, 0.5, 0.2]))           # as scikit-learn >= 1.6: NaN and a warning
     close(M.roc_auc([-1, 1, -1, 1], [0.1, 0.4, 0.35, 0.8]), skm.roc_auc_score([-1, 1, -1, 1], [0.1, 0.4, 0.35, 0.8]))
 
 
@@ -196,6 +196,50 @@ def test_bootstrap_ci_and_paired_bootstrap():
     noisy = p.copy()
     noisy[:3] = 1 - noisy[:3]
     assert M.paired_bootstrap("macro_f1", t, p, noisy, n_boot=200) > 0.05
+
+
+def test_roc_auc_positive_class_is_the_greater_label():
+    # regression: {1, 2} labels gave 0.25 (1 taken as positive) and string labels raised; scikit-learn gives 0.75
+    s = [0.1, 0.4, 0.35, 0.8]
+    for t in ([1, 1, 2, 2], ["neg", "neg", "pos", "pos"], [0, 0, 1, 1], [-1, -1, 1, 1], [False, False, True, True]):
+        assert M.roc_auc(t, s) == skm.roc_auc_score(t, s) == 0.75
+    assert M.roc_auc([1, 1, 2, 2], s, pos_label=1) == 0.25                      # an explicit pos_label still wins
+    for fn in (M.roc_curve, M.precision_recall_curve, skm.roc_curve, skm.precision_recall_curve):
+        with pytest.raises(ValueError, match="pos_label"):                       # {1, 2} without pos_label: raise
+            fn([1, 1, 2, 2], s)
+    close(np.r_[M.roc_curve([1, 1, 2, 2], s, pos_label=2)], np.r_[skm.roc_curve([1, 1, 2, 2], s, pos_label=2)])
+    with pytest.raises(ValueError, match="pos_label"):
+        M.average_precision(["neg", "pos"], [0.1, 0.2])                         # default pos_label=1 not a label
+    assert M.average_precision(["neg", "pos"], [0.1, 0.2], pos_label="pos") == 1.0
+
+
+def test_roc_auc_ovr_needs_probabilities():
+    with pytest.raises(ValueError, match="sum to 1"):
+        M.roc_auc([0, 1, 2], [[0.5, 0.2, 0.2], [0.2, 0.5, 0.2], [0.2, 0.2, 0.5]], multi_class="ovr")
+
+
+@pytest.mark.parametrize("fn,name,word", [
+    (lambda: M.accuracy([0, 1], [np.nan, 1]), "y_pred", "NaN"),
+    (lambda: M.accuracy([np.nan, 1], [0, 1]), "y_true", "NaN"),
+    (lambda: M.precision_recall_f1([0, 1], [np.inf, 1], average="macro"), "y_pred", "infinity"),
+    (lambda: M.confusion_matrix([0, 1], [np.nan, 1]), "y_pred", "NaN"),            # once blamed an absent labels=
+    (lambda: M.accuracy(["a", "b"], [0, 1]), "y_true", "Mix of label types"),
+    (lambda: M.confusion_matrix(["a", "b"], [0, 1]), "y_pred", "Mix of label types"),
+    (lambda: M.confusion_matrix(np.array(["a", 1], dtype=object), ["a", "b"]), "y_true", "mixes string and number"),
+    (lambda: M.precision_recall_f1([None, 1], [0, 1]), "y_true", "None"),
+    (lambda: M.classification_report([0, 1], np.array([0, None], dtype=object)), "y_pred", "None"),
+    (lambda: M.accuracy([0.5, 1.5], [0.5, 1.5]), "y_true", "continuous"),
+    (lambda: M.calibration_bins(["neg", "pos"], [0.2, 0.7]), "y_true", "0/1"),
+    (lambda: M.expected_calibration_error(["neg", "pos"], [0.2, 0.7]), "y_true", "0/1"),
+    (lambda: M.expected_calibration_error(["a", "b"], [[0.2, 0.8], [0.7, 0.3]]), "y_true", "class indices"),
+    (lambda: M.roc_auc([0, None, 1], [0.1, 0.2, 0.3]), "y_true", "None"),
+])
+def test_bad_labels_raise_naming_the_argument(fn, name, word):
+    # regression: these passed silently (accuracy 0.5, macro-F1 1/3, ECE counting strings as negatives) or crashed
+    # inside numpy with "'<' not supported"; scikit-learn refuses all of them
+    with pytest.raises(ValueError) as err:
+        fn()
+    assert name in str(err.value) and word in str(err.value), str(err.value)
 
 
 BAD = [

@@ -20,8 +20,8 @@ from .exercises import diagnoser as _diagnoser
 # %% auto #0
 __all__ = ['BOS', 'EOS', 'UNK', 'SMOOTHINGS', 'markov_context', 'count_ngrams', 'mle_prob', 'add_k_prob', 'continuation_counts',
            'NGramLM', 'split_sentences', 'perplexity_from_logprobs', 'sample_bigram', 'InterpolatedLM', 'interpolate',
-           'fit_lambda', 'mixture_perplexity', 'NeuralLM', 'train_neural_lm', 'next_token_distribution',
-           'sequence_log_prob']
+           'fit_lambda', 'mixture_perplexity', 'softmax_bigram_gd', 'NeuralLM', 'train_neural_lm',
+           'next_token_distribution', 'sequence_log_prob']
 
 # %% ../nbs/02_ngram.ipynb #c6bdfc68
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
@@ -821,6 +821,79 @@ register(Exercise(
     ]),
 ));
 
+# %% ../nbs/02_ngram.ipynb #f6dae86a
+def softmax_bigram_gd(counts, lr: float = 1.0, steps: int = 100) -> np.ndarray:
+    "P(w | h) = softmax(W[h]) after `steps` steps of gradient descent (from W = 0) on the mean cross-entropy of bigram `counts`."
+    C = _count_matrix(counts)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)) or not 0 < lr < math.inf:
+        raise ValueError(f"lr must be a positive number; got {lr!r}")
+    steps = _check_int(steps, "steps", 0)
+    ### BEGIN SOLUTION
+    N = C.sum()
+    W = np.zeros_like(C)
+    for _ in range(steps):
+        Z = W - W.max(axis=1, keepdims=True)
+        P = np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True)
+        W = W - lr * (C.sum(axis=1, keepdims=True) * P - C) / N
+    Z = W - W.max(axis=1, keepdims=True)
+    return np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True)
+    ### END SOLUTION
+
+# %% ../nbs/02_ngram.ipynb #321c6e95
+def _count_matrix(counts) -> np.ndarray:
+    "`counts` as a 2-D float array of finite non-negative counts with at least one positive, or an error naming it."
+    try:
+        C = np.asarray(counts, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"counts must be a 2-D array of numbers; got {type(counts).__name__}") from None
+    if C.ndim != 2 or C.size == 0:
+        raise ValueError(f"counts must be a non-empty 2-D array (rows: previous word, columns: next word); got shape {C.shape}")
+    if not np.isfinite(C).all() or (C < 0).any() or C.sum() == 0:
+        raise ValueError("counts must hold finite, non-negative counts, at least one of them positive")
+    return C
+
+
+def _gd_variant(counts, lr=1.0, steps=100, mode="right"):
+    "softmax_bigram_gd with one thing done wrong (to recognise typical mistakes)."
+    C = np.asarray(counts, dtype=float)
+    N, W = C.sum(), np.zeros_like(C)
+    softmax = lambda M: np.exp(M - M.max(axis=1, keepdims=True)) / np.exp(M - M.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True)
+    for _ in range(steps):
+        P = softmax(W)
+        grad = {"sum": C.sum(axis=1, keepdims=True) * P - C,
+                "no_row_total": (P - C) / N,
+                "ascent": -(C.sum(axis=1, keepdims=True) * P - C) / N}.get(mode, (C.sum(axis=1, keepdims=True) * P - C) / N)
+        W = W - lr * grad
+    return W if mode == "logits" else softmax(W)
+
+
+def _random_counts_matrix_case(rng: np.random.Generator):
+    H, V = int(rng.integers(1, 5)), int(rng.integers(2, 6))
+    C = rng.integers(0, 6, (H, V)).astype(float)
+    C[rng.integers(H), rng.integers(V)] += 1
+    return case(C, float(rng.choice([0.5, 1.0, 5.0, 20.0])), int(rng.integers(0, 60)))
+
+
+register(Exercise(
+    "ngram.softmax_bigram_gd", "Gradient descent on a free-score bigram softmax", "softmax_bigram_gd", softmax_bigram_gd,
+    cases=[case(np.array([[1.0, 1.0]]), 1.0, 10),
+           case(np.array([[3.0, 1.0], [0.0, 2.0]]), 1.0, 1),
+           case(np.array([[3.0, 1.0, 0.0], [0.0, 0.0, 0.0], [1.0, 1.0, 2.0]]), 2.0, 50),
+           case(np.array([[5.0, 0.0, 1.0]]), 10.0, 0),
+           case(np.array([[2.0, 6.0], [4.0, 0.0]]), 20.0, 200)],
+    random_case=_random_counts_matrix_case,
+    compare="allclose",
+    hints=["Start from W = np.zeros_like(counts); each step computes P = softmax(W) row by row, then the gradient.",
+           "The gradient is (c(h) * P - C) / N, where c(h) = counts.sum(axis=1, keepdims=True) and N = counts.sum().",
+           "Descend: W = W - lr * gradient. After the last step return the softmax of W (subtract each row's maximum first)."],
+    diagnose=_diagnoser([
+        (lambda C, lr, s: _gd_variant(C, lr, s, "sum"), "the loss is the MEAN cross-entropy: divide the gradient by N, the total count."),
+        (lambda C, lr, s: _gd_variant(C, lr, s, "no_row_total"), "the gradient of a row is c(h) · softmax(W_h) − C_h: multiply the probabilities by the row's total count."),
+        (lambda C, lr, s: _gd_variant(C, lr, s, "ascent"), "the sign: gradient DEscent subtracts lr × gradient."),
+        (lambda C, lr, s: _gd_variant(C, lr, s, "logits"), "return softmax(W), the probabilities, not the scores W."),
+    ]),
+));
+
 # %% ../nbs/02_ngram.ipynb #66c31b84
 def _vocab_words(vocab) -> set[str]:
     "`vocab` as a set of str words without `<s>`, or a ValueError that names the argument."
@@ -1087,61 +1160,7 @@ def sequence_log_prob(logits, targets) -> float:
     "Σ_t log softmax(logits[t])[targets[t]]: a sequence's natural-log probability; row t of `logits` scores targets[t]."
     logits = _float_array(logits, "logits", (2,))
     targets = _token_ids(targets, logits.shape[0], logits.shape[1])
-    ### BEGIN SOLUTION
     z = logits - logits.max(axis=1, keepdims=True)
     log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     return float(log_probs[np.arange(len(targets)), targets].sum())
-    ### END SOLUTION
 
-# %% ../nbs/02_ngram.ipynb #4be37168
-def _log_softmax_rows(z) -> np.ndarray:
-    z = np.asarray(z, dtype=float)
-    z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-
-
-def _picked(z, y) -> np.ndarray:
-    "log P(targets[t]) of every row (the terms of the reference's sum)."
-    return _log_softmax_rows(z)[np.arange(len(y)), np.asarray(y)]
-
-
-def _random_sequence_case(rng: np.random.Generator):
-    T, V = int(rng.integers(1, 9)), int(rng.integers(2, 12))
-    scale = float(rng.choice([1.0, 4.0, 500.0]))
-    return case(np.round(rng.normal(0, scale, (T, V)), 3), rng.integers(0, V, T))
-
-
-register(Exercise(
-    "ngram.sequence_log_prob", "Log-probability of a sequence from logits", "sequence_log_prob", sequence_log_prob,
-    cases=[case(np.array([[0.0, 0.0]]), np.array([1])),
-           case(np.array([[2.0, 1.0, 0.0], [0.0, 0.0, 3.0]]), np.array([0, 1])),
-           case(np.array([[1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0], [0.0, 0.0, 0.0, 0.0]]), np.array([3, 3, 2])),
-           case(np.array([[1000.0, 0.0], [0.0, 1000.0], [500.0, 501.0]]), np.array([0, 0, 1])),
-           case(np.array([[-3.0, 5.0, 0.5]] * 4), np.array([1, 1, 2, 0]))],
-    random_case=_random_sequence_case,
-    hints=["Turn each row of logits into log-probabilities with a log-softmax: logits minus log Σ exp(logits).",
-           "In row t, pick the log-probability of the token that actually came next, targets[t]; add them up (no mean).",
-           "Subtract each row's maximum before np.exp (log-sum-exp), then log_probs[np.arange(T), targets].sum()."],
-    diagnose=_diagnoser([
-        (lambda z, y: float(np.asarray(z, dtype=float)[np.arange(len(y)), y].sum()),
-         "you added up raw logits; a logit is a log-probability only up to a constant: subtract log Σ_v exp(logit_v) "
-         "in every row (log-softmax)."),
-        (lambda z, y: float(np.mean(_picked(z, y))),
-         "you averaged: that is minus the cross-entropy (a model's loss); the sequence's log-probability is the sum."),
-        (lambda z, y: -float(np.sum(_picked(z, y))),
-         "the sign is flipped: a log-probability is ≤ 0; you returned the negative log-likelihood."),
-        (lambda z, y: float(np.exp(np.sum(_picked(z, y)))),
-         "you returned the probability itself; return its natural log (a product of many small probabilities "
-         "underflows to 0, a sum of logs does not)."),
-        (lambda z, y: float(np.sum(_picked(z, y)) / math.log(2)),
-         "that is the log in base 2 (bits); use natural logs (nats), like the models' losses."),
-        (lambda z, y: float(np.sum(_picked(np.asarray(z)[:-1], np.asarray(y)[1:]))),
-         "you shifted the targets by one; row t of logits already scores targets[t] (the shift is done when the inputs "
-         "are built from a model's output, as the next cells show)."),
-        (lambda z, y: float(np.sum(_log_softmax_rows(z).max(axis=1))),
-         "you scored the most likely token of every row; score the token that actually came next, targets[t]."),
-        (lambda z, y: float(np.sum(np.log(np.exp(np.asarray(z, dtype=float))[np.arange(len(y)), y]
-                                          / np.exp(np.asarray(z, dtype=float)).sum(axis=1)))),
-         "np.exp overflowed on large logits (inf / inf = nan): subtract each row's maximum first (log-sum-exp trick)."),
-    ]),
-));

@@ -14,7 +14,8 @@ from nltk.lm import MLE, Laplace, Lidstone
 from domain_tutor.data import ENGLISH_CORPORA, corpus_split, load_corpus
 from domain_tutor.exercises import check, list_exercises
 from domain_tutor.ngram import (BOS, EOS, UNK, NeuralLM, NGramLM, count_ngrams, fit_lambda, interpolate,
-                                mixture_perplexity, next_token_distribution, sequence_log_prob, split_sentences,
+                                mixture_perplexity, next_token_distribution, sequence_log_prob, softmax_bigram_gd,
+                                split_sentences,
                                 train_neural_lm)
 
 WORDS = ["a", "b", "c", "d", "e"]
@@ -426,6 +427,36 @@ def _naive_softmax(z):
         return np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
 
 
+def _gd_with(C, lr, steps, total=False, sign=1, probs=True):
+    "Gradient descent on free bigram scores with torch autograd (mean or summed loss)."
+    C = torch.tensor(np.asarray(C, dtype=float))
+    W = torch.zeros_like(C, requires_grad=True)
+    for _ in range(steps):
+        loss = -(C * torch.log_softmax(W, dim=1)).sum() / (1.0 if total else C.sum())
+        (grad,) = torch.autograd.grad(loss, W)
+        W = (W - sign * lr * grad).detach().requires_grad_(True)
+    return torch.softmax(W, dim=1).detach().numpy() if probs else W.detach().numpy()
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), steps=st.integers(0, 40), lr=st.sampled_from([0.1, 1.0, 10.0]))
+def test_softmax_bigram_gd_matches_autograd(seed, steps, lr):
+    C = np.random.default_rng(seed).integers(0, 5, (3, 4)).astype(float)
+    C[0, 0] += 1
+    np.testing.assert_allclose(softmax_bigram_gd(C, lr, steps), _gd_with(C, lr, steps), rtol=1e-9, atol=1e-12)
+
+
+def test_softmax_bigram_gd_converges_to_the_count_table():
+    C = np.array([[3.0, 1.0, 2.0], [1.0, 1.0, 8.0], [0.0, 0.0, 0.0]])
+    P = softmax_bigram_gd(C, lr=float(C.sum() / C.sum(axis=1).max()) * 2, steps=3000)
+    np.testing.assert_allclose(P[:2], C[:2] / C[:2].sum(axis=1, keepdims=True), atol=1e-6)
+    np.testing.assert_allclose(P[2], np.full(3, 1 / 3))                  # no counts: no gradient, stays uniform
+    with pytest.raises(ValueError, match="counts must"):
+        softmax_bigram_gd(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="lr must"):
+        softmax_bigram_gd(C, lr=0)
+
+
 @pytest.mark.parametrize("exercise_id, wrong, message", [
     ("ngram.markov_context", lambda h, n: tuple(h), "ONE previous word"),
     ("ngram.count_ngrams", lambda s, n: {tuple(x[i:i + n]): 1 for x in s for i in range(len(x) - n + 1)}, ""),
@@ -440,9 +471,9 @@ def _naive_softmax(z):
      "geometric"),
     ("ngram.next_token_distribution", lambda z, t=1.0: _naive_softmax(np.asarray(z) * t), "divide by it"),
     ("ngram.next_token_distribution", lambda z, t=1.0: _naive_softmax(np.asarray(z) / t), "subtract the row maximum"),
-    ("ngram.sequence_log_prob", lambda z, y: float(np.asarray(z)[np.arange(len(y)), y].sum()), "raw logits"),
-    ("ngram.sequence_log_prob",
-     lambda z, y: -float(np.sum(torch.log_softmax(torch.tensor(z), -1).numpy()[np.arange(len(y)), y])), "sign"),
+    ("ngram.softmax_bigram_gd", lambda C, lr=1.0, steps=100: _gd_with(C, lr, steps, total=True), "MEAN"),
+    ("ngram.softmax_bigram_gd", lambda C, lr=1.0, steps=100: _gd_with(C, lr, steps, sign=-1), "sign"),
+    ("ngram.softmax_bigram_gd", lambda C, lr=1.0, steps=100: _gd_with(C, lr, steps, probs=False), "not the scores"),
 ])
 def test_typical_mistakes_fail_with_a_hint(exercise_id, wrong, message):
     result = check(exercise_id, wrong, record=False, verbose=False)

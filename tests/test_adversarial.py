@@ -1,6 +1,7 @@
 """domain_tutor.adversarial: the gradient reversal layer against autograd, the λ schedule, DANN's training loop, FGM and
-PGD on embedding parameters, CORAL/MMD/moment matching against direct formulas, EDA, bad inputs, and every exercise
-with its reference and a typical mistake."""
+PGD on embedding parameters, the full PGD training step against a literal implementation and against the NumPy exercise,
+CORAL/MMD/moment matching against direct formulas, EDA, bad inputs, and every exercise with its reference and a typical
+mistake."""
 import math
 
 import numpy as np
@@ -12,8 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from domain_tutor.adversarial import (DANN, FGM, PGD, GradientReversal, coral_loss, dann_lambda, eda, fgm_perturbation,
-                                      grad_reverse, match_moments, mixed_moments_snippet, mmd_rbf, reversed_gradient,
-                                      train_dann)
+                                      grad_reverse, logistic_grads, match_moments, mixed_moments_snippet, mmd_rbf,
+                                      pgd_sgd_step, pgd_train_step, reversed_gradient, train_dann)
 from domain_tutor.exercises import check, get_exercise, list_exercises
 
 matrices = arrays(np.float64, st.tuples(st.integers(2, 8), st.integers(1, 4)),
@@ -65,6 +66,10 @@ def test_dann_lambda_values():
     (lambda: fgm_perturbation([1.0], epsilon=0), "epsilon must lie in"),
     (lambda: eda(""), "text must be a non-empty string"),
     (lambda: eda("a b", n_aug=1.5), "n_aug must be a positive int"),
+    (lambda: pgd_sgd_step(np.ones((2, 2)), np.ones(2), np.array([0, 1]), 0.5, 0.3, 0, 0.1), "k must be a positive int"),
+    (lambda: pgd_sgd_step(np.ones((2, 2)), np.ones(3), np.array([0, 1]), 0.5, 0.3, 1, 0.1), "w must have one weight"),
+    (lambda: pgd_sgd_step(np.ones((2, 2)), np.ones(2), np.array([0, 2]), 0.5, 0.3, 1, 0.1), "y must hold one 0/1"),
+    (lambda: pgd_sgd_step(np.ones((2, 2)), np.ones(2), np.array([0, 1]), 0.0, 0.3, 1, 0.1), "epsilon must lie in"),
 ])
 def test_bad_inputs_raise_value_error_naming_the_argument(call, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
@@ -208,6 +213,98 @@ def test_attack_without_gradients_changes_nothing():
     assert torch.equal(model.embeddings.word_embeddings.weight.detach(), before)
 
 
+def _literal_pgd_step(model, ids, y, epsilon, alpha, k, lr):
+    "The PGD training step written out by hand, without the PGD class, with plain SGD."
+    E = model.embeddings.word_embeddings.weight
+    model.zero_grad()
+    F.cross_entropy(model(ids), y).backward()
+    clean = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    E_clean, delta = E.detach().clone(), torch.zeros_like(E)
+    for _ in range(k):
+        with torch.no_grad():
+            if E.grad.norm() > 0:
+                delta += alpha * E.grad / E.grad.norm()
+                delta *= min(1.0, epsilon / delta.norm().item())
+            E.copy_(E_clean + delta)
+        model.zero_grad()
+        F.cross_entropy(model(ids), y).backward()
+    with torch.no_grad():
+        E.copy_(E_clean)
+        for n, p in model.named_parameters():
+            if p.grad is not None:
+                p -= lr * (p.grad + clean[n])
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_pgd_train_step_matches_a_literal_implementation(k):
+    model, ids, y = _model_with_grad(5)
+    ref = _Text()
+    ref.load_state_dict(model.state_dict())
+    opt = torch.optim.SGD(model.parameters(), lr=0.2)
+    clean, adv = pgd_train_step(model, lambda: F.cross_entropy(model(ids), y), opt, PGD(model, 0.3, 0.2), k=k)
+    assert adv >= clean - 1e-6                                   # the attack does not lower the loss
+    _literal_pgd_step(ref, ids, y, 0.3, 0.2, k, 0.2)
+    for (n, p), q in zip(model.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(p.detach(), q.detach(), msg=n)
+
+
+class _Logistic(torch.nn.Module):
+    def __init__(self, E, w):
+        super().__init__()
+        self.word_embeddings = torch.nn.Parameter(torch.tensor(E))
+        self.w = torch.nn.Parameter(torch.tensor(w))
+
+    def forward(self):
+        return self.word_embeddings @ self.w
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 6), st.integers(1, 4), st.integers(1, 4),
+       st.floats(0.05, 2.0), st.floats(0.05, 1.0), st.floats(0.01, 1.0))
+def test_pgd_sgd_step_is_pgd_train_step_on_logistic_regression(seed, n, d, k, epsilon, alpha, lr):
+    rng = np.random.default_rng(seed)
+    E, w, y = rng.normal(size=(n, d)), rng.normal(size=d), rng.integers(0, 2, size=n)
+    E_in, w_in = E.copy(), w.copy()
+    out = pgd_sgd_step(E, w, y, epsilon, alpha, k, lr)
+    assert np.array_equal(E, E_in) and np.array_equal(w, w_in)   # inputs untouched
+    model = _Logistic(E, w)
+    pgd_train_step(model, lambda: F.binary_cross_entropy_with_logits(model(), torch.tensor(y, dtype=torch.float64)),
+                   torch.optim.SGD(model.parameters(), lr=lr), PGD(model, epsilon, alpha), k=k)
+    np.testing.assert_allclose(out["E"], model.word_embeddings.detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(out["w"], model.w.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_logistic_grads_match_autograd():
+    rng = np.random.default_rng(0)
+    E, w, y = rng.normal(size=(5, 3)), rng.normal(size=3), np.array([0, 1, 1, 0, 1])
+    Et, wt = torch.tensor(E, requires_grad=True), torch.tensor(w, requires_grad=True)
+    F.binary_cross_entropy_with_logits(Et @ wt, torch.tensor(y, dtype=torch.float64)).backward()
+    gE, gw = logistic_grads(E, w, y)
+    np.testing.assert_allclose(gE, Et.grad.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(gw, wt.grad.numpy(), rtol=1e-10)
+
+
+def _pgd_wrong(E, w, y, epsilon, alpha, k, lr, mistake):
+    "pgd_sgd_step with one of the usual mistakes, written out."
+    E, w, y = (np.asarray(a, float) for a in (E, w, y))
+    gE0, gw0 = logistic_grads(E, w, y)
+    delta, g, gw = np.zeros_like(E), gE0, gw0
+    for _ in range(k):
+        if np.linalg.norm(g) > 0:
+            delta = delta + alpha * g / np.linalg.norm(g)
+        if mistake == "rows":
+            rows = np.linalg.norm(delta, axis=1, keepdims=True)
+            delta = delta * np.minimum(1.0, epsilon / np.where(rows > 0, rows, 1.0))
+        elif np.linalg.norm(delta) > epsilon:
+            delta = delta * epsilon / np.linalg.norm(delta)
+        g, gw = logistic_grads(E + delta, w, y)
+    if mistake == "no restore":
+        return {"E": E + delta - lr * (gE0 + g), "w": w - lr * (gw0 + gw)}
+    if mistake == "adversarial only":
+        return {"E": E - lr * g, "w": w - lr * gw}
+    return {"E": E - lr * (gE0 + g), "w": w - lr * (gw0 + gw)}
+
+
 # ---------------------------------------------------------------- CORAL, MMD, moment matching
 
 @settings(max_examples=40, deadline=None)
@@ -275,13 +372,16 @@ def test_eda_is_deterministic_and_edits():
 def test_there_are_at_least_five_exercises_and_references_pass():
     exercises = list_exercises("adversarial")
     assert len(exercises) >= 5
+    ids = {ex.id for ex in exercises}
+    assert "adversarial.pgd_sgd_step" in ids and "adversarial.reversed_gradient" not in ids
     for ex in exercises:
         assert check(ex.id, ex.reference, record=False, verbose=False).passed, ex.id
 
 
 @pytest.mark.parametrize("exercise_id, wrong, words", [
-    ("adversarial.reversed_gradient", lambda upstream, lambd=1.0: np.asarray(upstream, float), "identity"),
-    ("adversarial.reversed_gradient", lambda upstream, lambd=1.0: lambd * np.asarray(upstream, float), "minus sign"),
+    ("adversarial.pgd_sgd_step", lambda *a: _pgd_wrong(*a, "no restore"), "restore the clean embeddings"),
+    ("adversarial.pgd_sgd_step", lambda *a: _pgd_wrong(*a, "adversarial only"), "clean gradient is missing"),
+    ("adversarial.pgd_sgd_step", lambda *a: _pgd_wrong(*a, "rows"), "each row separately"),
     ("adversarial.dann_lambda", lambda progress, gamma=10.0: 2 / (1 + math.exp(-gamma * progress)), "− 1"),
     ("adversarial.fgm_perturbation", lambda grad, epsilon=1.0: epsilon * np.sign(grad), "FGSM"),
     ("adversarial.fgm_perturbation", lambda grad, epsilon=1.0: epsilon * np.asarray(grad, float), "normalise"),

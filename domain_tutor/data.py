@@ -831,10 +831,8 @@ def corpus_split(name: str, split: str = "train", n: int | None = None, seed: in
     if not CORPORA[name].labelled:
         raise ValueError(f"name {name!r} is unlabelled; use load_corpus({name!r}) or load_unlabeled({name!r}, n)")
     ds = load_corpus(name, neutral=neutral)
-    rows = _split_rows(ds, name, split)
-    if n is not None and n < len(rows):
-        rows = sorted(np.random.default_rng(seed).choice(rows, size=n, replace=False).tolist())
-    part = ds.select(rows)
+    rows = np.random.default_rng(seed).permutation(_split_rows(ds, name, split))   # the files are sorted by label
+    part = ds.select(rows[:n].tolist() if n is not None else rows.tolist())
     return part.select_columns(["text", "label", "domain"])
 
 
@@ -843,7 +841,5 @@ def corpus_unlabeled(name: str, n: int, seed: int = 0) -> list[str]:
     _check_corpus_name(name)
     _check_split_args("train", n, seed)
     ds = load_corpus(name, neutral=True) if CORPORA[name].labelled else load_corpus(name)
-    rows = _split_rows(ds, name, "train")
-    if n < len(rows):
-        rows = sorted(np.random.default_rng(seed).choice(rows, size=n, replace=False).tolist())
-    return ds.select(rows)["text"][:]
+    rows = np.random.default_rng(seed).permutation(_split_rows(ds, name, "train"))[:n]
+    return ds.select(rows.tolist())["text"][:]

@@ -36,6 +36,12 @@ def parse_flag(value: str | None, default: bool, name: str = "flag") -> bool:
     return default
 
 # %% ../nbs/90_config.ipynb #bc5639b6
+# Threads that wait for work sleep instead of spinning. PyTorch's OpenMP threads spin by default; on a 2-core machine
+# that shares its cores (a laptop with a browser, CI, Colab's CPU runtime) the spinning cost chapter 07 3x its CPU time.
+# Read when torch loads, so it is set here, before the first `import torch`; an explicit setting is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def gpu_available() -> bool:
     "True when PyTorch sees a CUDA GPU."
     try:

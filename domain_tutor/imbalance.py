@@ -21,7 +21,7 @@ from .exercises import diagnoser as _diagnoser, answers_agree as _close
 # %% auto #0
 __all__ = ['RandomOverSampler', 'RandomUnderSampler', 'class_weights', 'balanced_weights', 'effective_weights', 'focal_loss',
            'FocalLoss', 'focal_loss_value', 'weighted_sampler', 'best_threshold', 'f1_threshold', 'adjust_priors',
-           'em_label_shift', 'prior_shift']
+           'em_label_shift', 'bbse_prior', 'prior_shift']
 
 # %% ../nbs/04_imbalance.ipynb #8025932f
 _STRINGS = ("auto", "minority", "majority", "not minority", "not majority", "all")
@@ -452,6 +452,32 @@ def em_label_shift(probs, source_priors, max_iter: int = 100, tol: float = 1e-8)
         if done:
             break
     return target, adjust_priors(p, src, target)
+
+# %% ../nbs/04_imbalance.ipynb #91d4d457
+def bbse_prior(source_labels, source_preds, target_preds, k: int | None = None) -> np.ndarray:
+    "Target class prior by black-box shift estimation (Lipton et al. 2018): π_s ⊙ C⁻¹ μ̂, C[i, j] = P_s(ŷ=i, y=j)."
+    ys, ps, pt = (np.asarray(a) for a in (source_labels, source_preds, target_preds))
+    for a, name in ((ys, "source_labels"), (ps, "source_preds"), (pt, "target_preds")):
+        if a.ndim != 1 or a.size == 0 or a.dtype.kind not in "iu" or (a < 0).any():
+            raise ValueError(f"{name} must be a non-empty 1-D array of integer class labels >= 0")
+    if ys.shape != ps.shape:
+        raise ValueError(f"source_preds must have the shape of source_labels {ys.shape}; got {ps.shape}")
+    k = int(max(ys.max(), ps.max(), pt.max()) + 1) if k is None else k
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 2 or max(ys.max(), ps.max(), pt.max()) >= k:
+        raise ValueError(f"k must be an int >= 2 larger than every label; got {k!r}")
+    conf = np.zeros((k, k))
+    np.add.at(conf, (ps, ys), 1.0)
+    conf /= ys.size                                        # C[i, j] = P_s(ŷ = i, y = j)
+    mu = np.bincount(pt, minlength=k) / pt.size            # μ̂[i] = P_t(ŷ = i)
+    if np.linalg.matrix_rank(conf) < k:
+        raise ValueError("source_preds: the confusion matrix is singular (a class is never predicted or never occurs); "
+                         "BBSE needs a classifier that separates the classes on held-out source data")
+    w = np.clip(np.linalg.solve(conf, mu), 0.0, None)
+    prior = w * conf.sum(0)                                # π_t = w ⊙ π_s
+    if prior.sum() <= 0:
+        raise ValueError("target_preds: the estimated weights are all 0; check that source and target share labels")
+    return prior / prior.sum()
+
 
 # %% ../nbs/04_imbalance.ipynb #c1b19034
 def prior_shift(p, source_priors, target_priors) -> np.ndarray:

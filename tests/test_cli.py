@@ -83,26 +83,40 @@ def test_start_serves_the_course(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def test_demo_runs_the_case_study_and_adaptation_beats_source_only(tmp_path):
-    "The flagship command on the embedded defaults: the table, the plot, and a gain larger than the CI width."
+def test_demo_runs_the_real_case_study_and_reports_intervals(tmp_path):
+    """The flagship command on its defaults (movies → products, real text): the table with every model, intervals that
+    contain their estimates, computed verdicts, LoRA training under 2 % of the parameters, the plot and the csv files.
+    Measured at smoke size (seed 0): target fine-tuning +13.5 points over source only, paired 95 % interval
+    [+10.2, +17.2]; so the test asserts that the better of the two full fine-tunings beats source only by its paired
+    interval, nothing about DAPT against plain fine-tuning (their difference was within the noise)."""
     import pandas as pd
-    env = dict(os.environ, HF_HUB_OFFLINE="1", DOMAIN_TUTOR_HOME=str(tmp_path / "home"))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", DOMAIN_TUTOR_HOME=str(tmp_path / "home"),
+               OMP_WAIT_POLICY="PASSIVE")  # threads that wait sleep: the suite shares its cores
     start = time.perf_counter()
     run = subprocess.run(_script() + ["demo", "--fast", "--out", str(tmp_path / "demo")], capture_output=True,
-                         text=True, timeout=900, env=env)
+                         text=True, timeout=1500, env=env)
     elapsed = time.perf_counter() - start
     assert run.returncode == 0, run.stderr[-3000:]
     print(run.stdout)
     print(f"domain-tutor demo --fast took {elapsed:.0f}s")
-    assert "source only" in run.stdout and "LoRA" in run.stdout and "case_study.png" in run.stdout
+    assert "movies → products" in run.stdout and "case_study.png" in run.stdout
     assert (tmp_path / "demo" / "case_study.png").stat().st_size > 10_000
     table = pd.read_csv(tmp_path / "demo" / "case_study.csv", index_col="model")
     assert list(table.index) == ["source only", "source → target FT", "DAPT → source → target FT",
-                                 "LoRA source → target FT"]
-    base = table.loc["source only"]
-    best = table.loc[["source → target FT", "DAPT → source → target FT"], "target_acc"].max()
-    assert best - base["target_acc"] > base["target_ci_high"] - base["target_ci_low"], table
+                                 "LoRA source → target FT", "distilled student (2 layers)"]
+    assert ((table["target_ci_low"] <= table["target_acc"]) & (table["target_acc"] <= table["target_ci_high"])).all()
+    assert ((table["gain_ci_low"] <= table["gain"]) & (table["gain"] <= table["gain_ci_high"])).all()
+    assert table["target_acc"].between(0, 1).all() and table["source_acc"].between(0, 1).all()
+    assert table.loc["source only", "gain"] == 0 and table.loc["source only", "verdict"] == "reference"
+    for name, row in table.iloc[1:].iterrows():  # the verdict is the one its interval implies
+        expected = ("better than" if row["gain_ci_low"] > 0 else "worse than" if row["gain_ci_high"] < 0 else
+                    "no detectable difference from")
+        assert row["verdict"] == f"{expected} source only" and row["verdict"] in run.stdout, name
+    assert table.loc[["source → target FT", "DAPT → source → target FT"], "gain_ci_low"].max() > 0, table
     assert table.loc["LoRA source → target FT", "trainable_params"] < 0.02 * table.loc["source only", "trainable_params"]
+    assert table.loc["distilled student (2 layers)", "trainable_params"] < table.loc["source only", "trainable_params"]
+    per_seed = pd.read_csv(tmp_path / "demo" / "case_study_per_seed.csv")
+    assert len(per_seed) == 5 and set(per_seed["seed"]) == {0}
     assert "Traceback" not in run.stderr
 
 

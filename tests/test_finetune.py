@@ -15,9 +15,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain_tutor.data import make_reviews, texts_and_labels
-from domain_tutor.finetune import (add_lora, aggregate_chunks, as_texts_labels, continue_pretraining, count_parameters,
-                                   distill, distillation_loss, encode, finetune, predict, shrink_encoder, truncate_ids)
+from domain_tutor.data import load_domain_dataset, make_reviews, texts_and_labels
+from domain_tutor.finetune import (CASE_STUDY_SETTINGS, accuracy_table, add_lora, aggregate_chunks, as_texts_labels,
+                                   case_study, continue_pretraining, count_parameters, distill, distillation_loss, encode,
+                                   finetune, predict, shrink_encoder, truncate_ids)
 from domain_tutor.models import DEFAULT_ENCODER, tiny_causal_lm
 
 
@@ -45,7 +46,9 @@ def state_digest(model) -> str:
 
 
 # --- encode ------------------------------------------------------------------------------------------------------
-TEXTS = ["", "one", " ".join(f"token{i}" for i in range(80))] + [r["text"] for r in make_reviews("kitchen", 15, seed=9)]
+TEXTS = (["", "one", " ".join(f"token{i}" for i in range(80))]           # real text: long drug reviews, short sentences
+         + list(load_domain_dataset("drugs", "test", n=8, seed=9)["text"])
+         + list(load_domain_dataset("movies", "test", n=7, seed=9)["text"]))
 
 
 @pytest.mark.parametrize("max_length", [6, 17, 64])
@@ -324,7 +327,7 @@ DDP_SCRIPT = textwrap.dedent('''
     import hashlib, json, os, sys
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-    from domain_tutor.data import make_reviews, texts_and_labels
+    from domain_tutor.data import load_domain_dataset, make_reviews, texts_and_labels
     from domain_tutor.finetune import finetune
     from domain_tutor.models import DEFAULT_ENCODER
     tok = AutoTokenizer.from_pretrained(DEFAULT_ENCODER)
@@ -624,3 +627,64 @@ def test_distill_gives_the_teacher_back_trainable(tokenizer):
     train = texts_and_labels(make_reviews("kitchen", 16, seed=2))
     distill(teacher, shrink_encoder(teacher, num_layers=1), tokenizer, train, epochs=1, max_length=16, disable_tqdm=True)
     assert count_parameters(teacher) == before and before[0] == before[1]
+
+
+# --- comparing models and the case study's data --------------------------------------------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(5, 80), seeds=st.integers(1, 3))
+def test_accuracy_table_scores_paired_gains_and_reads_verdicts_off_the_interval(seed, n, seeds):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    preds = {"base": rng.integers(0, 2, (seeds, n)), "other": np.where(rng.random((seeds, n)) < 0.7, y, 1 - y)}
+    t = accuracy_table(preds, y, n_boot=300, seed=seed)
+    for k, p in preds.items():
+        acc = (p == y).mean(axis=1)
+        assert t.loc[k, "accuracy"] == pytest.approx(acc.mean())
+        assert t.loc[k, "sd_over_seeds"] == pytest.approx(acc.std(ddof=1) if seeds > 1 else 0.0)
+        assert t.loc[k, "ci_low"] - 1e-9 <= t.loc[k, "accuracy"] <= t.loc[k, "ci_high"] + 1e-9
+    row = t.loc["other"]
+    assert row["gain"] == pytest.approx(row["accuracy"] - t.loc["base", "accuracy"])
+    assert row["gain_ci_low"] - 1e-9 <= row["gain"] <= row["gain_ci_high"] + 1e-9
+    assert row["verdict"] == ("better than base" if row["gain_ci_low"] > 0 else "worse than base"
+                              if row["gain_ci_high"] < 0 else "no detectable difference from base")
+    assert t.loc["base", "verdict"] == "reference" and t.loc["base", "gain"] == 0
+
+
+def test_accuracy_table_finds_a_clear_gain_and_no_gain_between_equal_models():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 500)
+    weak, strong = np.where(rng.random(500) < 0.6, y, 1 - y), np.where(rng.random(500) < 0.9, y, 1 - y)
+    t = accuracy_table({"weak": weak, "strong": strong, "copy": weak.copy()}, y)
+    assert t.loc["strong", "verdict"] == "better than weak"
+    assert t.loc["copy", "verdict"] == "no detectable difference from weak"
+    assert t.loc["copy", "gain_ci_low"] == t.loc["copy", "gain_ci_high"] == 0
+    with pytest.raises(ValueError, match="base must be"):
+        accuracy_table({"weak": weak}, y, base="strong")
+    with pytest.raises(ValueError, match="predictions"):
+        accuracy_table({"weak": weak[:10]}, y)
+
+
+def test_case_data_uses_the_real_splits_with_fixed_test_sets():
+    from domain_tutor.data import corpus_split
+    from domain_tutor.finetune import _case_data
+    s = dict(CASE_STUDY_SETTINGS["fast"], n_source=20, n_target=12, n_unlabeled=30, n_test=40)
+    a, b = _case_data("movies", "products", s, 0), _case_data("movies", "products", s, 1)
+    assert a["target_test"] == b["target_test"] and a["source_test"] == b["source_test"]  # the seed moves training only
+    assert a["target_train"] != b["target_train"]
+    assert len(a["target_unlabeled"]) == 30 and len(a["target_train"][0]) == 12
+    held_out = set(corpus_split("products", "test")["text"])
+    assert not held_out & set(a["target_unlabeled"]) and not held_out & set(a["target_train"][0])
+    assert set(a["target_unlabeled"]) <= set(corpus_split("products", "train", neutral=True)["text"])
+
+
+def test_case_study_settings_fit_the_real_splits():
+    from domain_tutor.data import corpus_split
+    n_train = {name: len(corpus_split(name, "train")) for name in ("movies", "products")}
+    for size in ("fast", "full"):
+        s = CASE_STUDY_SETTINGS[size]
+        assert s["n_source"] <= n_train["movies"] and s["n_target"] <= n_train["products"], size
+    assert CASE_STUDY_SETTINGS["full"]["n_seeds"] >= 3 and CASE_STUDY_SETTINGS["fast"]["n_seeds"] >= 1
+    with pytest.raises(TypeError, match="unknown case-study setting"):
+        case_study(n_sources=10)
+    with pytest.raises(ValueError, match="seeds"):
+        case_study(seeds=[])

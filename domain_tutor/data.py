@@ -19,8 +19,8 @@ __all__ = ['REVIEW_DOMAINS', 'FAR_DOMAINS', 'DOMAINS', 'FAMILY', 'SHARED_CUES', 
            'HUB_DATASETS', 'SPLITS', 'GENERATED_SIZES', 'TEXT_COLUMNS', 'ARCHIVES', 'CORPORA', 'CORPUS_NAMES',
            'ENGLISH_CORPORA', 'CORPUS_FORMAT', 'SPLIT_SHARES', 'make_reviews', 'load_unlabeled', 'HubSource',
            'load_domain_dataset', 'texts_and_labels', 'Archive', 'CorpusSource', 'CorpusUnavailableError',
-           'vader_label', 'download_archive', 'fetch_archive', 'load_corpus', 'corpus_info', 'corpus_split',
-           'corpus_unlabeled']
+           'vader_label', 'download_archive', 'fetch_archive', 'load_corpus', 'corpus_info', 'vader_compound',
+           'vader_lexicon', 'corpus_split', 'corpus_unlabeled']
 
 # %% ../nbs/91_data.ipynb #3f5cbe17
 REVIEW_DOMAINS = ("books", "dvd", "electronics", "kitchen")
@@ -375,6 +375,7 @@ def texts_and_labels(data) -> tuple[list[str], np.ndarray]:
 
 # %% ../nbs/91_data.ipynb #6b82a8c7
 import csv
+import functools
 import hashlib
 import html
 import io
@@ -656,14 +657,21 @@ def fetch_archive(key: str, progress: bool = True) -> list[Path]:
 
 
 # %% ../nbs/91_data.ipynb #2f08dfdb
+@functools.lru_cache(maxsize=16)
+def _parquet(path: str, mtime_ns: int, size: int):
+    "A parquet file as an (immutable) Arrow table, read once per version of the file: splits and reloads reuse it."
+    import pyarrow.parquet as pq
+    return pq.read_table(path)
+
+
 def _read_cache(name: str):
     "The cached pyarrow table of `name`, or `None` when absent; a corrupt or stale file is removed (one line says so)."
-    import pyarrow.parquet as pq
     path = _cache_path(name)
     if not path.exists():
         return None
     try:
-        table = pq.read_table(path)
+        stat = path.stat()
+        table = _parquet(str(path), stat.st_mtime_ns, stat.st_size)
         meta = table.schema.metadata or {}
         if meta.get(b"domain_tutor_format") != str(CORPUS_FORMAT).encode() or \
                 meta.get(b"sha256") != ARCHIVES[CORPORA[name].archive].sha256.encode():
@@ -782,6 +790,28 @@ def corpus_info(names: tuple[str, ...] | list[str] | None = None):
                      "source": ARCHIVES[src.archive].requirement, "licence": src.licence, "citation": src.citation,
                      "status": "cached"})
     return pd.DataFrame(rows).set_index("corpus")
+
+# %% ../nbs/91_data.ipynb #4ab2fd6e
+@functools.lru_cache(maxsize=1)
+def _vader():
+    try:
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+    except ImportError:
+        raise ImportError("the VADER baseline needs the vaderSentiment package: pip install vaderSentiment") from None
+    return SentimentIntensityAnalyzer()
+
+
+def vader_compound(texts: list[str]) -> np.ndarray:
+    "VADER's compound sentiment score in [−1, 1] of each text (Hutto & Gilbert 2014)."
+    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+        raise TypeError("texts must be a list of str")
+    analyzer = _vader()
+    return np.array([analyzer.polarity_scores(t)["compound"] for t in texts], dtype=float)
+
+
+def vader_lexicon() -> dict[str, float]:
+    "VADER's word valences on [−4, 4]."
+    return dict(_vader().lexicon)
 
 # %% ../nbs/91_data.ipynb #7aef7534
 SPLIT_SHARES = {"train": 0.7, "validation": 0.1, "test": 0.2}
